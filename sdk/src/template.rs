@@ -2,6 +2,42 @@
 
 use crate::{Message, Parsed, PluginError};
 
+/// Prompt texts and separators of the paper (Wu et al., "Thinking LLMs: General Instruction
+/// Following with Thought Generation", arXiv 2410.10630, Figure 2), for templates to reuse.
+pub mod paper {
+    /// The generic thought instruction (without the trailing user query).
+    pub const GENERIC_INSTRUCTION: &str = "Respond to the following user query in a \
+comprehensive and detailed way. You can write down your thought process before responding. \
+Write your thoughts after \u{201c}Here is my thought process:\u{201d} and write your response \
+after \u{201c}Here is my response:\u{201d}.";
+
+    /// The specific thought instruction: draft a response, evaluate it, answer after `<R>`.
+    pub const SPECIFIC_INSTRUCTION: &str = "Respond to the following user query in a \
+comprehensive and detailed way. But first write down your internal thoughts. This must include \
+your draft response and its evaluation. After this, write your final response after \
+\u{201c}<R>\u{201d}.";
+
+    /// The draft version of the specific instruction, with tags around thought and response.
+    pub const SPECIFIC_TAGGED_INSTRUCTION: &str = "Respond to the following user query in a \
+comprehensive and detailed way. But first write down your internal thoughts. This must include \
+your draft response and its evaluation. Write your internal thoughts inside <internal thought> \
+</internal thought> tags, then write your final response inside <response> </response> tags.";
+
+    /// Joins an instruction above and the user query below.
+    pub const QUERY_LEAD: &str = "\n\nUser query: ";
+
+    /// Generic prompt: the thought follows this.
+    pub const THOUGHT_SEPARATOR: &str = "Here is my thought process:";
+    /// Generic prompt: the response follows this.
+    pub const RESPONSE_SEPARATOR: &str = "Here is my response:";
+    /// The contraction of [`THOUGHT_SEPARATOR`] small models often write.
+    pub const THOUGHT_SEPARATOR_CONTRACTED: &str = "Here's my thought process:";
+    /// The contraction of [`RESPONSE_SEPARATOR`].
+    pub const RESPONSE_SEPARATOR_CONTRACTED: &str = "Here's my response:";
+    /// Specific prompt: the final response follows this.
+    pub const FINAL_RESPONSE_SEPARATOR: &str = "<R>";
+}
+
 /// Returns `instruction` with `prompt` put in front of its last user message (`prompt + x`, as
 /// the paper does). An instruction without a user message is invalid input.
 pub fn prefix_last_user_message(

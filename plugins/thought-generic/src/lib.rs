@@ -6,19 +6,9 @@
 //! - `accept_heres` (bool, default `false`): also accept the contractions `Here's my thought
 //!   process:` / `Here's my response:` that small models often write.
 
+use ponder_sdk::template::paper;
 use ponder_sdk::{Message, Parsed, PluginError, ThoughtTemplate, config};
 use serde::Deserialize;
-
-/// The paper's generic thought prompt; the user query follows it.
-pub const PROMPT: &str = "Respond to the following user query in a comprehensive and detailed way. \
-You can write down your thought process before responding. Write your thoughts after \
-\u{201c}Here is my thought process:\u{201d} and write your response after \u{201c}Here is my \
-response:\u{201d}.\n\nUser query: ";
-
-/// Marks the start of the thought.
-pub const THOUGHT_SEPARATOR: &str = "Here is my thought process:";
-/// Marks the start of the response.
-pub const RESPONSE_SEPARATOR: &str = "Here is my response:";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,11 +26,11 @@ pub struct GenericThought {
 impl ThoughtTemplate for GenericThought {
     fn configure(config: &str) -> Result<Self, PluginError> {
         let config: Config = config::parse(config)?;
-        let mut thought_separators = vec![THOUGHT_SEPARATOR];
-        let mut response_separators = vec![RESPONSE_SEPARATOR];
+        let mut thought_separators = vec![paper::THOUGHT_SEPARATOR];
+        let mut response_separators = vec![paper::RESPONSE_SEPARATOR];
         if config.accept_heres {
-            thought_separators.push("Here's my thought process:");
-            response_separators.push("Here's my response:");
+            thought_separators.push(paper::THOUGHT_SEPARATOR_CONTRACTED);
+            response_separators.push(paper::RESPONSE_SEPARATOR_CONTRACTED);
         }
         Ok(Self {
             thought_separators,
@@ -49,7 +39,8 @@ impl ThoughtTemplate for GenericThought {
     }
 
     fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
-        ponder_sdk::template::prefix_last_user_message(instruction, PROMPT)
+        let prompt = format!("{}{}", paper::GENERIC_INSTRUCTION, paper::QUERY_LEAD);
+        ponder_sdk::template::prefix_last_user_message(instruction, &prompt)
     }
 
     fn parse(&self, output: &str) -> Parsed {

@@ -1,0 +1,104 @@
+//! Pair selector: the best-scored candidate is chosen and the rejected one is the candidate whose
+//! score is nearest μ − 2σ (mean and population standard deviation of the scores of that
+//! instruction): a clearly worse but not pathological response. Parse failures and unscored
+//! candidates are ignored; groups with fewer than two scored candidates, or no candidate scoring
+//! below the best, give no pair. Takes no configuration.
+
+use ponder_sdk::{Candidate, Pair, PairSelector, PluginError, config, stats};
+use serde::Deserialize;
+
+/// The sweet-spot selector.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweetSpot {}
+
+impl SweetSpot {
+    fn select_group(group: &[Candidate]) -> Option<Pair> {
+        let scored: Vec<(usize, f64)> = group
+            .iter()
+            .enumerate()
+            .filter(|(_, candidate)| candidate.is_scored())
+            .filter_map(|(index, candidate)| candidate.score.map(|score| (index, score)))
+            .collect();
+        if scored.len() < 2 {
+            return None;
+        }
+        let scores: Vec<f64> = scored.iter().map(|(_, score)| *score).collect();
+        let best = stats::argmax(&scores)?;
+        let target = stats::mean(&scores) - 2.0 * stats::std_dev(&scores);
+        let rejected = scored
+            .iter()
+            .enumerate()
+            .filter(|(position, (_, score))| *position != best && *score < scores[best])
+            .min_by(|(_, (_, a)), (_, (_, b))| {
+                (a - target).abs().total_cmp(&(b - target).abs())
+            })
+            .map(|(_, (index, _))| *index)?;
+        Pair::new(scored[best].0, rejected)
+    }
+}
+
+impl PairSelector for SweetSpot {
+    fn configure(config: &str) -> Result<Self, PluginError> {
+        config::parse(config)
+    }
+
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginError> {
+        Ok(groups
+            .iter()
+            .map(|group| Self::select_group(group).into_iter().collect())
+            .collect())
+    }
+}
+
+ponder_sdk::export_pair_selector!(SweetSpot);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(score: f64) -> Candidate {
+        Candidate {
+            score: Some(score),
+            parsed: true,
+            ..Candidate::default()
+        }
+    }
+
+    fn select(groups: &[Vec<Candidate>]) -> Vec<Vec<Pair>> {
+        SweetSpot::configure("{}").unwrap().select(groups).unwrap()
+    }
+
+    #[test]
+    fn rejects_the_candidate_nearest_mean_minus_two_sigma() {
+        // Scores 0..=9 plus an outlier at -20: μ ≈ 2.27, σ ≈ 7.4, μ − 2σ ≈ −12.5, nearest is −20;
+        // without the outlier μ − 2σ ≈ −1.2, nearest is 0.
+        let mut group: Vec<Candidate> = (0..10).map(|s| scored(f64::from(s))).collect();
+        assert_eq!(select(&[group.clone()]), vec![vec![Pair::new(9, 0).unwrap()]]);
+        group.push(scored(-20.0));
+        assert_eq!(select(&[group]), vec![vec![Pair::new(9, 10).unwrap()]]);
+    }
+
+    #[test]
+    fn not_the_worst_when_the_worst_is_far_below() {
+        // μ − 2σ lands between the middle scores and the extreme low one.
+        let group: Vec<Candidate> = [10.0, 10.0, 10.0, 10.0, 9.0, 8.0, 7.0, 0.0]
+            .into_iter()
+            .map(scored)
+            .collect();
+        let pairs = select(&[group.clone()]);
+        let scores: Vec<f64> = group.iter().map(|c| c.score.unwrap()).collect();
+        let target = stats::mean(&scores) - 2.0 * stats::std_dev(&scores);
+        let rejected = pairs[0][0].rejected as usize;
+        assert!(group
+            .iter()
+            .all(|c| (c.score.unwrap() - target).abs() >= (scores[rejected] - target).abs()));
+        assert_eq!(pairs[0][0].chosen, 0);
+    }
+
+    #[test]
+    fn skips_ties_and_small_groups() {
+        let pairs = select(&[vec![scored(1.0), scored(1.0)], vec![scored(1.0)], vec![]]);
+        assert!(pairs.iter().all(Vec::is_empty));
+    }
+}

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod log;
 pub mod models;
+pub mod native;
 pub mod stats;
 pub mod template;
 mod types;

@@ -1,0 +1,959 @@
+//! The run manifest of ponder: one TOML file naming the policy model, the data, the sampling and
+//! DPO settings, the plugins (thought template, judge, pair selector) and the models that granted
+//! plugins may call.
+//!
+//! Parsing is strict: every table rejects unknown keys, and a wrong key or value is an error that
+//! names the key path, the file, and the line and column. Relative paths resolve against the
+//! manifest's directory. [`Manifest::load`] parses and validates in one step.
+//!
+//! ```toml
+//! [run]
+//! out = "runs/smollm2-tpo"
+//! seed = 1234
+//! iterations = 2
+//!
+//! [model]
+//! path = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+//!
+//! [data]
+//! train = "data/train.jsonl"
+//!
+//! [plugins.judge]
+//! wasm = "target/plugins/judge-constraints.wasm"
+//! limits = { memory_mib = 128, fuel = 500_000_000, timeout_ms = 2000 }
+//! ```
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a manifest could not be used. Every variant names the file; parse errors also the key path
+/// and the position.
+#[derive(thiserror::Error, Debug)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {file}: {source}")]
+    Read {
+        /// The manifest file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, or a key is unknown or has the wrong type.
+    #[error("{file}:{line}:{column}: {key}: {message}", key = if key.is_empty() { "(top level)" } else { key.as_str() })]
+    Parse {
+        /// The manifest file.
+        file: PathBuf,
+        /// Dotted key path (`sample.top_p`), empty at the top level.
+        key: String,
+        /// 1-based line of the offending text (0 when unknown).
+        line: usize,
+        /// 1-based column of the offending text (0 when unknown).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value parsed but is not allowed (`sample.k = 1`, say).
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        /// The manifest file.
+        file: PathBuf,
+        /// Dotted key path of the value.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+/// A parsed, validated manifest with every path resolved against the manifest's directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The manifest file itself.
+    pub file: PathBuf,
+    /// `[run]`.
+    pub run: RunSection,
+    /// `[model]`: the policy model, when the manifest names one.
+    pub model: Option<ModelSection>,
+    /// `[data]`, when the manifest names data.
+    pub data: Option<DataSection>,
+    /// `[sample]`.
+    pub sample: SampleSection,
+    /// `[dpo]`.
+    pub dpo: DpoSection,
+    /// `[plugins.*]`.
+    pub plugins: Plugins,
+    /// `[models.NAME]`: models that granted plugins may call by name.
+    pub models: BTreeMap<String, NamedModel>,
+}
+
+/// `[run]`: where a run writes and how it repeats.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// The run directory (resolved).
+    pub out: PathBuf,
+    /// Seed of every random stream of the run.
+    pub seed: u64,
+    /// Number of TPO iterations (the paper: up to 4).
+    pub iterations: u32,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("runs/ponder"),
+            seed: 1234,
+            iterations: 1,
+        }
+    }
+}
+
+/// `[model]`: the policy model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A Hugging Face directory or a GGUF file (resolved).
+    pub path: PathBuf,
+    /// `cpu`, `wgpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+/// `[data]`: the instruction data.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Training instructions, JSONL (resolved).
+    pub train: PathBuf,
+    /// Evaluation instructions, JSONL (resolved).
+    #[serde(default)]
+    pub eval: Option<PathBuf>,
+    /// Fresh instructions per iteration (data is not reused across iterations).
+    #[serde(default = "default_per_iteration")]
+    pub per_iteration: u32,
+}
+
+/// `[sample]`: how the policy samples candidates. Defaults are the paper's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleSection {
+    /// Candidates per instruction (K); at least 2, since a pair needs two.
+    pub k: u32,
+    /// Softmax temperature; 0 is greedy.
+    pub temperature: f32,
+    /// Nucleus threshold in (0, 1].
+    pub top_p: f32,
+    /// Upper bound on generated tokens per candidate.
+    pub max_new_tokens: u32,
+}
+
+impl Default for SampleSection {
+    fn default() -> Self {
+        Self {
+            k: 8,
+            temperature: 0.8,
+            top_p: 0.95,
+            max_new_tokens: 384,
+        }
+    }
+}
+
+/// The DPO loss variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpoLoss {
+    /// The original DPO loss, −log σ(β·margin).
+    Sigmoid,
+    /// IPO: (margin − 1/(2β))².
+    Ipo,
+    /// Hinge: max(0, 1 − β·margin).
+    Hinge,
+    /// Robust DPO (label smoothing).
+    Robust,
+}
+
+/// `[dpo]`: the optimiser settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpoSection {
+    /// DPO temperature β, > 0.
+    pub beta: f64,
+    /// Loss variant.
+    pub loss: DpoLoss,
+    /// Weight of the NLL term on chosen completions (IRPO); 0 is plain DPO.
+    pub nll: f64,
+    /// Learning rate, > 0.
+    pub lr: f64,
+    /// Epochs over an iteration's pairs, ≥ 1.
+    pub epochs: u32,
+    /// Pairs per optimiser step, ≥ 1.
+    pub batch_size: u32,
+}
+
+impl Default for DpoSection {
+    fn default() -> Self {
+        Self {
+            beta: 0.1,
+            loss: DpoLoss::Sigmoid,
+            nll: 0.0,
+            lr: 5e-7,
+            epochs: 1,
+            batch_size: 4,
+        }
+    }
+}
+
+/// The three plugin roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// A thought template (world `thought-template`, interface `template`).
+    Template,
+    /// A judge (world `judge`, interface `judge`).
+    Judge,
+    /// A pair selector (world `pair-selector`, interface `selector`).
+    Selector,
+}
+
+impl Role {
+    /// Every role, in pipeline order.
+    pub const ALL: [Role; 3] = [Role::Template, Role::Judge, Role::Selector];
+
+    /// The manifest key (`template`, `judge`, `selector`), also the CLI spelling.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Template => "template",
+            Role::Judge => "judge",
+            Role::Selector => "selector",
+        }
+    }
+
+    /// Parses the manifest/CLI spelling.
+    pub fn from_key(key: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.key() == key)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A capability a plugin may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grant {
+    /// The `models` host interface: generate, choice-logprobs and reward on `[models.NAME]`.
+    Models,
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Grant::Models => f.write_str("models"),
+        }
+    }
+}
+
+/// Per-call resource limits of a sandboxed plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory cap of the instance, in MiB (1 ..= 4096).
+    pub memory_mib: u32,
+    /// Fuel (about one unit per WebAssembly instruction) available to each call.
+    pub fuel: u64,
+    /// Time each call may spend in the plugin, in milliseconds; time inside host model calls
+    /// does not count.
+    pub timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mib: 256,
+            fuel: 2_000_000_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Where a plugin's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A WebAssembly component, run in the sandbox (resolved path).
+    Wasm(PathBuf),
+    /// A native shared library, run with full process rights (resolved path). Only produced when
+    /// the manifest says `trust = "native"`.
+    Native(PathBuf),
+}
+
+impl PluginSource {
+    /// The file of the plugin.
+    pub fn path(&self) -> &Path {
+        match self {
+            PluginSource::Wasm(path) | PluginSource::Native(path) => path,
+        }
+    }
+}
+
+/// One `[plugins.ROLE]` table, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    /// The role the table is for.
+    pub role: Role,
+    /// The code.
+    pub source: PluginSource,
+    /// Granted capabilities (deduplicated, sorted).
+    pub grants: Vec<Grant>,
+    /// The `config` table as JSON (an empty object when absent): what `configure` receives.
+    pub config: serde_json::Value,
+    /// Sandbox limits (defaults when absent; not applicable to native plugins).
+    pub limits: Limits,
+}
+
+impl PluginSpec {
+    /// A sandboxed WebAssembly plugin with default limits, no grants and an empty config.
+    pub fn wasm(role: Role, path: impl Into<PathBuf>) -> Self {
+        Self {
+            role,
+            source: PluginSource::Wasm(path.into()),
+            grants: Vec::new(),
+            config: serde_json::Value::Object(serde_json::Map::new()),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Whether the capability was granted.
+    pub fn is_granted(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
+    }
+
+    /// A short name for messages: the file stem of the plugin's code.
+    pub fn name(&self) -> String {
+        let path = self.source.path();
+        path.file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string())
+    }
+}
+
+/// `[plugins]`: one optional table per role.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plugins {
+    /// `[plugins.template]`.
+    pub template: Option<PluginSpec>,
+    /// `[plugins.judge]`.
+    pub judge: Option<PluginSpec>,
+    /// `[plugins.selector]`.
+    pub selector: Option<PluginSpec>,
+}
+
+impl Plugins {
+    /// The table of one role.
+    pub fn get(&self, role: Role) -> Option<&PluginSpec> {
+        match role {
+            Role::Template => self.template.as_ref(),
+            Role::Judge => self.judge.as_ref(),
+            Role::Selector => self.selector.as_ref(),
+        }
+    }
+
+    /// Every present table, in pipeline order.
+    pub fn iter(&self) -> impl Iterator<Item = &PluginSpec> {
+        Role::ALL.into_iter().filter_map(|role| self.get(role))
+    }
+}
+
+/// `[models.NAME]`: a model granted plugins may call.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedModel {
+    /// A Hugging Face directory or GGUF file (resolved).
+    pub path: PathBuf,
+    /// Device; the policy's device when absent.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+fn default_device() -> String {
+    "cpu".to_string()
+}
+
+fn default_per_iteration() -> u32 {
+    64
+}
+
+/// The file as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    run: RunSection,
+    #[serde(default)]
+    model: Option<ModelSection>,
+    #[serde(default)]
+    data: Option<DataSection>,
+    #[serde(default)]
+    sample: SampleSection,
+    #[serde(default)]
+    dpo: DpoSection,
+    #[serde(default)]
+    plugins: RawPlugins,
+    #[serde(default)]
+    models: BTreeMap<String, NamedModel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    template: Option<RawPlugin>,
+    judge: Option<RawPlugin>,
+    selector: Option<RawPlugin>,
+}
+
+/// How far a plugin is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Trust {
+    /// The default: WebAssembly in the sandbox.
+    Sandboxed,
+    /// Native code with full process rights.
+    Native,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    wasm: Option<PathBuf>,
+    native: Option<PathBuf>,
+    trust: Option<Trust>,
+    #[serde(default)]
+    grant: Vec<Grant>,
+    #[serde(default)]
+    config: Option<toml::Table>,
+    limits: Option<Limits>,
+}
+
+impl Manifest {
+    /// Reads, parses and validates a manifest file.
+    pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Manifest::parse(&text, file)
+    }
+
+    /// Parses and validates manifest text; `file` names it in errors and its directory anchors
+    /// relative paths.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+            parse_error(file, text, String::new(), error.span(), error.message())
+        })?;
+        let raw: RawManifest = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            let inner = error.into_inner();
+            parse_error(file, text, key, inner.span(), inner.message())
+        })?;
+        let base = file.parent().unwrap_or(Path::new("")).to_path_buf();
+        Validator { file, base: &base }.manifest(raw)
+    }
+}
+
+fn parse_error(
+    file: &Path,
+    text: &str,
+    key: String,
+    span: Option<std::ops::Range<usize>>,
+    message: &str,
+) -> ManifestError {
+    let (line, column) = span
+        .map(|span| line_and_column(text, span.start))
+        .unwrap_or((0, 0));
+    ManifestError::Parse {
+        file: file.to_path_buf(),
+        key,
+        line,
+        column,
+        message: message.trim().to_string(),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|at| at + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ManifestError {
+        ManifestError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn check(&self, ok: bool, key: &str, message: &str) -> Result<(), ManifestError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(self.invalid(key, message))
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    fn device(&self, key: &str, device: &str) -> Result<(), ManifestError> {
+        let valid = matches!(device, "cpu" | "wgpu" | "cuda")
+            || device
+                .strip_prefix("cuda:")
+                .is_some_and(|index| !index.is_empty() && index.parse::<u32>().is_ok());
+        self.check(
+            valid,
+            key,
+            &format!("unknown device `{device}`; expected cpu, wgpu, cuda or cuda:N"),
+        )
+    }
+
+    fn manifest(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
+        let mut run = raw.run;
+        self.check(run.iterations >= 1, "run.iterations", "must be at least 1")?;
+        run.out = self.resolve(&run.out);
+
+        let model = match raw.model {
+            Some(mut model) => {
+                self.device("model.device", &model.device)?;
+                model.path = self.resolve(&model.path);
+                Some(model)
+            }
+            None => None,
+        };
+
+        let data = match raw.data {
+            Some(mut data) => {
+                self.check(
+                    data.per_iteration >= 1,
+                    "data.per_iteration",
+                    "must be at least 1",
+                )?;
+                data.train = self.resolve(&data.train);
+                data.eval = data.eval.map(|eval| self.resolve(&eval));
+                Some(data)
+            }
+            None => None,
+        };
+
+        let sample = raw.sample;
+        self.check(
+            sample.k >= 2,
+            "sample.k",
+            &format!(
+                "must be at least 2 (a preference pair needs two candidates), got {}",
+                sample.k
+            ),
+        )?;
+        self.check(
+            sample.temperature.is_finite() && sample.temperature >= 0.0,
+            "sample.temperature",
+            &format!(
+                "must be finite and ≥ 0 (0 is greedy), got {}",
+                sample.temperature
+            ),
+        )?;
+        self.check(
+            sample.top_p > 0.0 && sample.top_p <= 1.0,
+            "sample.top_p",
+            &format!("must be in (0, 1], got {}", sample.top_p),
+        )?;
+        self.check(
+            sample.max_new_tokens >= 1,
+            "sample.max_new_tokens",
+            "must be at least 1",
+        )?;
+
+        let dpo = raw.dpo;
+        self.check(
+            dpo.beta.is_finite() && dpo.beta > 0.0,
+            "dpo.beta",
+            &format!("must be finite and > 0, got {}", dpo.beta),
+        )?;
+        self.check(
+            dpo.lr.is_finite() && dpo.lr > 0.0,
+            "dpo.lr",
+            &format!("must be finite and > 0, got {}", dpo.lr),
+        )?;
+        self.check(
+            dpo.nll.is_finite() && dpo.nll >= 0.0,
+            "dpo.nll",
+            &format!("must be finite and ≥ 0, got {}", dpo.nll),
+        )?;
+        self.check(dpo.epochs >= 1, "dpo.epochs", "must be at least 1")?;
+        self.check(dpo.batch_size >= 1, "dpo.batch_size", "must be at least 1")?;
+
+        let mut models = BTreeMap::new();
+        for (name, mut model) in raw.models {
+            self.check(!name.is_empty(), "models", "a model name must not be empty")?;
+            if let Some(device) = &model.device {
+                self.device(&format!("models.{name}.device"), device)?;
+            }
+            model.path = self.resolve(&model.path);
+            models.insert(name, model);
+        }
+
+        let plugins = Plugins {
+            template: self.plugin(Role::Template, raw.plugins.template)?,
+            judge: self.plugin(Role::Judge, raw.plugins.judge)?,
+            selector: self.plugin(Role::Selector, raw.plugins.selector)?,
+        };
+
+        Ok(Manifest {
+            file: self.file.to_path_buf(),
+            run,
+            model,
+            data,
+            sample,
+            dpo,
+            plugins,
+            models,
+        })
+    }
+
+    fn plugin(
+        &self,
+        role: Role,
+        raw: Option<RawPlugin>,
+    ) -> Result<Option<PluginSpec>, ManifestError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let table = format!("plugins.{role}");
+        let trust = raw.trust.unwrap_or(Trust::Sandboxed);
+        let source = match (raw.wasm, raw.native) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(&table, "set either `wasm` or `native`, not both"));
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    &table,
+                    "missing the plugin: set `wasm = \"path/to/plugin.wasm\"` (or `native` with `trust = \"native\"`)",
+                ));
+            }
+            (Some(wasm), None) => {
+                self.check(
+                    trust == Trust::Sandboxed,
+                    &format!("{table}.trust"),
+                    "`trust = \"native\"` applies to `native` libraries only; a `wasm` plugin always runs sandboxed",
+                )?;
+                PluginSource::Wasm(self.resolve(&wasm))
+            }
+            (None, Some(native)) => {
+                self.check(
+                    trust == Trust::Native,
+                    &format!("{table}.native"),
+                    "a native library runs with full process rights (no sandbox, no limits); \
+                     load it only by also writing `trust = \"native\"` in this table",
+                )?;
+                self.check(
+                    raw.limits.is_none(),
+                    &format!("{table}.limits"),
+                    "limits apply only to sandboxed `wasm` plugins; native code cannot be limited",
+                )?;
+                self.check(
+                    raw.grant.is_empty(),
+                    &format!("{table}.grant"),
+                    "native plugins cannot be granted capabilities (the native ABI has no host imports)",
+                )?;
+                PluginSource::Native(self.resolve(&native))
+            }
+        };
+        let limits = raw.limits.unwrap_or_default();
+        self.check(
+            (1..=4096).contains(&limits.memory_mib),
+            &format!("{table}.limits.memory_mib"),
+            &format!("must be in 1..=4096, got {}", limits.memory_mib),
+        )?;
+        self.check(
+            limits.fuel >= 1,
+            &format!("{table}.limits.fuel"),
+            "must be at least 1",
+        )?;
+        self.check(
+            limits.timeout_ms >= 1,
+            &format!("{table}.limits.timeout_ms"),
+            "must be at least 1",
+        )?;
+        let mut grants = raw.grant;
+        grants.sort();
+        grants.dedup();
+        let config = match raw.config {
+            Some(table_value) => serde_json::to_value(table_value)
+                .map_err(|error| self.invalid(&format!("{table}.config"), error.to_string()))?,
+            None => serde_json::Value::Object(serde_json::Map::new()),
+        };
+        Ok(Some(PluginSpec {
+            role,
+            source,
+            grants,
+            config,
+            limits,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/runs/example/ponder.toml"))
+    }
+
+    #[test]
+    fn full_manifest_parses_and_resolves_paths() {
+        let manifest = parse(
+            r#"
+[run]
+out = "runs/x"
+seed = 7
+iterations = 2
+
+[model]
+path = "models/m.gguf"
+device = "cuda:0"
+
+[data]
+train = "data/train.jsonl"
+eval = "/abs/eval.jsonl"
+per_iteration = 16
+
+[sample]
+k = 4
+temperature = 0.7
+top_p = 0.9
+max_new_tokens = 64
+
+[dpo]
+beta = 0.2
+loss = "ipo"
+nll = 1.0
+lr = 1e-6
+epochs = 2
+
+[plugins.template]
+wasm = "plugins/thought-generic.wasm"
+
+[plugins.judge]
+wasm = "plugins/judge.wasm"
+grant = ["models", "models"]
+config = { model = "judge", nested = { a = [1, 2] } }
+limits = { memory_mib = 64, timeout_ms = 500 }
+
+[plugins.selector]
+native = "lib/libselect.so"
+trust = "native"
+config = { rho = 0.3 }
+
+[models.judge]
+path = "models/judge"
+"#,
+        )
+        .expect("valid manifest");
+        assert_eq!(manifest.run.out, PathBuf::from("/runs/example/runs/x"));
+        assert_eq!(manifest.run.seed, 7);
+        let model = manifest.model.as_ref().expect("model");
+        assert_eq!(model.path, PathBuf::from("/runs/example/models/m.gguf"));
+        let data = manifest.data.as_ref().expect("data");
+        assert_eq!(data.eval, Some(PathBuf::from("/abs/eval.jsonl")));
+        assert_eq!(manifest.sample.k, 4);
+        assert_eq!(manifest.dpo.loss, DpoLoss::Ipo);
+        let judge = manifest.plugins.judge.as_ref().expect("judge");
+        assert_eq!(judge.grants, vec![Grant::Models]);
+        assert_eq!(judge.config["nested"]["a"][1], 2);
+        assert_eq!(judge.limits.memory_mib, 64);
+        assert_eq!(judge.limits.timeout_ms, 500);
+        assert_eq!(judge.limits.fuel, Limits::default().fuel);
+        assert_eq!(judge.name(), "judge");
+        let selector = manifest.plugins.selector.as_ref().expect("selector");
+        assert_eq!(
+            selector.source,
+            PluginSource::Native(PathBuf::from("/runs/example/lib/libselect.so"))
+        );
+        let template = manifest.plugins.template.as_ref().expect("template");
+        assert_eq!(template.config, serde_json::json!({}));
+        assert_eq!(
+            manifest.models["judge"].path,
+            PathBuf::from("/runs/example/models/judge")
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_papers() {
+        let manifest = parse("").expect("empty manifest is valid");
+        assert_eq!(manifest.sample.k, 8);
+        assert_eq!(manifest.sample.temperature, 0.8);
+        assert_eq!(manifest.sample.top_p, 0.95);
+        assert!(manifest.model.is_none());
+        assert_eq!(manifest.plugins.iter().count(), 0);
+    }
+
+    fn parse_failure(text: &str) -> (String, usize, usize, String) {
+        match parse(text) {
+            Err(ManifestError::Parse {
+                key,
+                line,
+                column,
+                message,
+                ..
+            }) => (key, line, column, message),
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_path_file_and_position() {
+        let (key, line, column, message) =
+            parse_failure("[run]\nseed = 1\n\n[sample]\nk = 4\ntmperature = 0.5\n");
+        assert_eq!(key, "sample.tmperature");
+        assert_eq!((line, column), (6, 1));
+        assert!(message.contains("unknown field `tmperature`"), "{message}");
+        let error = parse("[sample]\ntmperature = 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("/runs/example/ponder.toml:2:1: sample.tmperature:"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_plugin_limits_is_named() {
+        let (key, line, _, message) =
+            parse_failure("[plugins.judge]\nwasm = \"j.wasm\"\nlimits = { memory_mb = 3 }\n");
+        assert_eq!(key, "plugins.judge.limits.memory_mb");
+        assert_eq!(line, 3);
+        assert!(message.contains("memory_mb"), "{message}");
+    }
+
+    #[test]
+    fn unknown_section_and_role_are_errors() {
+        let (key, line, _, _) = parse_failure("[smaple]\nk = 2\n");
+        assert_eq!(key, "smaple");
+        assert_eq!(line, 1);
+        let (key, _, _, _) = parse_failure("[plugins.juge]\nwasm = \"x.wasm\"\n");
+        assert_eq!(key, "plugins.juge");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let (key, line, _, message) = parse_failure("[sample]\nk = \"eight\"\n");
+        assert_eq!(key, "sample.k");
+        assert_eq!(line, 2);
+        assert!(message.contains("invalid type"), "{message}");
+        let (key, _, _, _) = parse_failure("[dpo]\nloss = \"sigmod\"\n");
+        assert_eq!(key, "dpo.loss");
+        let (key, _, _, _) =
+            parse_failure("[plugins.judge]\nwasm = \"j.wasm\"\ngrant = [\"network\"]\n");
+        assert_eq!(key, "plugins.judge.grant[0]");
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        let (_, line, column, _) = parse_failure("[run]\nseed = = 3\n");
+        assert_eq!(line, 2);
+        assert!(column > 0);
+    }
+
+    fn invalid_key(text: &str) -> String {
+        match parse(text) {
+            Err(ManifestError::Invalid { key, .. }) => key,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validation_rejects_bad_values() {
+        assert_eq!(invalid_key("[sample]\nk = 1\n"), "sample.k");
+        assert_eq!(invalid_key("[sample]\ntop_p = 0.0\n"), "sample.top_p");
+        assert_eq!(invalid_key("[sample]\ntop_p = 1.5\n"), "sample.top_p");
+        assert_eq!(
+            invalid_key("[sample]\ntemperature = -1.0\n"),
+            "sample.temperature"
+        );
+        assert_eq!(invalid_key("[dpo]\nbeta = 0.0\n"), "dpo.beta");
+        assert_eq!(invalid_key("[dpo]\nlr = nan\n"), "dpo.lr");
+        assert_eq!(invalid_key("[run]\niterations = 0\n"), "run.iterations");
+        assert_eq!(
+            invalid_key("[model]\npath = \"m\"\ndevice = \"tpu\"\n"),
+            "model.device"
+        );
+        assert_eq!(
+            invalid_key("[plugins.judge]\nwasm = \"j.wasm\"\nlimits = { memory_mib = 0 }\n"),
+            "plugins.judge.limits.memory_mib"
+        );
+        assert_eq!(
+            invalid_key("[plugins.judge]\ngrant = []\n"),
+            "plugins.judge"
+        );
+    }
+
+    #[test]
+    fn native_requires_explicit_trust() {
+        assert_eq!(
+            invalid_key("[plugins.selector]\nnative = \"libx.so\"\n"),
+            "plugins.selector.native"
+        );
+        assert_eq!(
+            invalid_key("[plugins.selector]\nnative = \"libx.so\"\ntrust = \"sandboxed\"\n"),
+            "plugins.selector.native"
+        );
+        assert_eq!(
+            invalid_key("[plugins.selector]\nwasm = \"x.wasm\"\ntrust = \"native\"\n"),
+            "plugins.selector.trust"
+        );
+        assert_eq!(
+            invalid_key(
+                "[plugins.judge]\nnative = \"libx.so\"\ntrust = \"native\"\ngrant = [\"models\"]\n"
+            ),
+            "plugins.judge.grant"
+        );
+        assert_eq!(
+            invalid_key(
+                "[plugins.judge]\nnative = \"libx.so\"\ntrust = \"native\"\nlimits = { fuel = 5 }\n"
+            ),
+            "plugins.judge.limits"
+        );
+    }
+
+    #[test]
+    fn load_reports_missing_file() {
+        let error = Manifest::load(Path::new("/nonexistent/ponder.toml")).unwrap_err();
+        assert!(matches!(error, ManifestError::Read { .. }));
+        assert!(error.to_string().contains("/nonexistent/ponder.toml"));
+    }
+
+    #[test]
+    fn example_manifest_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/smollm2-tpo.toml");
+        let manifest = Manifest::load(&file).expect("examples/smollm2-tpo.toml is valid");
+        assert!(manifest.plugins.template.is_some());
+        assert!(manifest.plugins.judge.is_some());
+        assert!(manifest.plugins.selector.is_some());
+    }
+}

@@ -1,0 +1,52 @@
+//! Hostile judge for the runtime's tests: allocates 1 GiB, past any sensible memory cap.
+//! Behaves (scores each response by its length) unless the first response of a request is
+//! `attack`.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "judge",
+});
+
+use exports::ponder::plugin::judging::{Guest, JudgeRequest};
+use ponder::plugin::types::PluginError;
+
+struct Hostile;
+
+fn lengths(request: &JudgeRequest) -> Vec<Option<f64>> {
+    request
+        .responses
+        .iter()
+        .map(|response| Some(response.len() as f64))
+        .collect()
+}
+
+impl Guest for Hostile {
+    fn configure(_config: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn judge(requests: Vec<JudgeRequest>) -> Vec<Result<Vec<Option<f64>>, PluginError>> {
+        requests
+            .iter()
+            .map(|request| {
+                if request
+                    .responses
+                    .first()
+                    .is_some_and(|first| first == "attack")
+                {
+                    attack(request)
+                } else {
+                    Ok(lengths(request))
+                }
+            })
+            .collect()
+    }
+}
+
+export!(Hostile);
+
+fn attack(_request: &JudgeRequest) -> Result<Vec<Option<f64>>, PluginError> {
+    let block = vec![1u8; 1 << 30];
+    std::hint::black_box(&block);
+    Ok(vec![Some(block.len() as f64)])
+}

@@ -1,0 +1,210 @@
+//! `Checkpoint`: everything a model file provides, loaded from a Hugging Face directory or GGUF.
+
+use std::path::{Path, PathBuf};
+
+use crate::chat::hf_template_source;
+use crate::tokenizer::read_tokenizer_config;
+use crate::{
+    ChatTemplate, CheckpointError, Message, ModelConfig, Tokenizer, Weights, gguf, read_hf_weights,
+};
+
+/// A loaded model: configuration, f32 weights under Hugging Face names, tokenizer and chat
+/// template.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// Architecture hyper-parameters.
+    pub config: ModelConfig,
+    /// Parameters by Hugging Face name.
+    pub weights: Weights,
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The chat template, when the model has one.
+    pub chat_template: Option<ChatTemplate>,
+    /// The directory or file this was loaded from.
+    pub source: PathBuf,
+}
+
+/// Tokens that end an assistant turn, in order of preference.
+const END_OF_TURN_TOKENS: [&str; 5] = [
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|endoftext|>",
+];
+
+impl Checkpoint {
+    /// Loads a Hugging Face directory or a `.gguf` file.
+    pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        if path.is_dir() {
+            load_hf_dir(path)
+        } else if path.is_file() {
+            gguf::load_checkpoint(path)
+        } else {
+            Err(CheckpointError::MissingFile {
+                path: path.to_path_buf(),
+                what: "a model (a Hugging Face directory or a .gguf file)".into(),
+            })
+        }
+    }
+
+    /// Prompt ids for a conversation: chat template applied once, BOS added exactly once.
+    pub fn encode_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>, CheckpointError> {
+        let template = self
+            .chat_template
+            .as_ref()
+            .ok_or(CheckpointError::NoChatTemplate)?;
+        let text = template.render(messages, add_generation_prompt)?;
+        let mut ids = self.tokenizer.encode(&text)?;
+        if self.tokenizer.special_tokens().add_bos_token
+            && let Some(bos) = self.tokenizer.bos_token_id()
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
+    }
+
+    /// The token that ends an assistant turn (`<|im_end|>` for SmolLM2/Qwen2, `<|eot_id|>` for
+    /// Llama 3): what the trainer appends to completions and the sampler stops on.
+    pub fn end_of_turn_id(&self) -> Option<u32> {
+        let in_template = |token: &str| {
+            self.chat_template
+                .as_ref()
+                .is_none_or(|t| t.source().contains(token))
+        };
+        END_OF_TURN_TOKENS
+            .iter()
+            .filter(|token| in_template(token))
+            .find_map(|token| self.tokenizer.token_to_id(token))
+            .or_else(|| self.tokenizer.eos_token_id())
+            .or_else(|| self.config.eos_token_ids.first().copied())
+    }
+
+    /// Ids that stop generation: the end-of-turn token and every configured EOS id.
+    pub fn stop_token_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.end_of_turn_id().into_iter().collect();
+        crate::config::push_unique(&mut ids, self.config.eos_token_ids.iter().copied());
+        crate::config::push_unique(&mut ids, self.tokenizer.eos_token_id());
+        ids
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, CheckpointError> {
+    std::fs::read_to_string(path).map_err(|e| CheckpointError::io(path, e))
+}
+
+fn load_hf_dir(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(CheckpointError::MissingFile {
+            path: config_path,
+            what: "the model configuration (config.json)".into(),
+        });
+    }
+    let mut config = ModelConfig::from_hf_json(&read_text(&config_path)?)
+        .map_err(|e| e.in_file(&config_path))?;
+    let generation_path = dir.join("generation_config.json");
+    if generation_path.is_file() {
+        config
+            .merge_generation_config(&read_text(&generation_path)?)
+            .map_err(|e| e.in_file(&generation_path))?;
+    }
+    let weights = read_hf_weights(dir)?;
+    let mut tokenizer = Tokenizer::from_hf_dir(dir)?;
+    fill_special_tokens_from_config(&mut tokenizer, &config);
+    let tokenizer_config = read_tokenizer_config(dir)?;
+    let chat_template = match hf_template_source(dir, &tokenizer_config)? {
+        Some(source) => Some(chat_template_for(source, &tokenizer).map_err(|e| e.in_file(dir))?),
+        None => None,
+    };
+    let checkpoint = Checkpoint {
+        config,
+        weights,
+        tokenizer,
+        chat_template,
+        source: dir.to_path_buf(),
+    };
+    validate_shapes(&checkpoint.config, &checkpoint.weights).map_err(|e| e.in_file(dir))?;
+    Ok(checkpoint)
+}
+
+/// Uses the config's BOS/EOS ids for the tokenizer's special tokens it does not name itself.
+pub(crate) fn fill_special_tokens_from_config(tokenizer: &mut Tokenizer, config: &ModelConfig) {
+    let bos = config.bos_token_id.and_then(|id| tokenizer.id_to_token(id));
+    let eos = config
+        .eos_token_ids
+        .first()
+        .and_then(|&id| tokenizer.id_to_token(id));
+    let special = tokenizer.special_tokens_mut();
+    if special.bos.is_none() {
+        special.bos = bos;
+    }
+    if special.eos.is_none() {
+        special.eos = eos;
+    }
+}
+
+/// Compiles a template with the tokenizer's BOS/EOS strings.
+pub(crate) fn chat_template_for(
+    source: String,
+    tokenizer: &Tokenizer,
+) -> Result<ChatTemplate, CheckpointError> {
+    let special = tokenizer.special_tokens();
+    ChatTemplate::new(source, special.bos.as_deref(), special.eos.as_deref())
+}
+
+/// Checks that every tensor the architecture needs is present with the shape the config implies.
+pub(crate) fn validate_shapes(
+    config: &ModelConfig,
+    weights: &Weights,
+) -> Result<(), CheckpointError> {
+    let h = config.hidden_size;
+    let q = config.num_attention_heads * config.head_dim;
+    let kv = config.num_key_value_heads * config.head_dim;
+    let mut expected: Vec<(String, Vec<usize>)> = vec![
+        (
+            "model.embed_tokens.weight".into(),
+            vec![config.vocab_size, h],
+        ),
+        ("model.norm.weight".into(), vec![h]),
+    ];
+    if !config.tie_word_embeddings {
+        expected.push(("lm_head.weight".into(), vec![config.vocab_size, h]));
+    }
+    for layer in 0..config.num_hidden_layers {
+        let p = format!("model.layers.{layer}");
+        let mut add = |name: &str, shape: Vec<usize>| expected.push((format!("{p}.{name}"), shape));
+        add("input_layernorm.weight", vec![h]);
+        add("post_attention_layernorm.weight", vec![h]);
+        add("self_attn.q_proj.weight", vec![q, h]);
+        add("self_attn.k_proj.weight", vec![kv, h]);
+        add("self_attn.v_proj.weight", vec![kv, h]);
+        add("self_attn.o_proj.weight", vec![h, q]);
+        add("mlp.gate_proj.weight", vec![config.intermediate_size, h]);
+        add("mlp.up_proj.weight", vec![config.intermediate_size, h]);
+        add("mlp.down_proj.weight", vec![h, config.intermediate_size]);
+        if config.attention_bias {
+            add("self_attn.q_proj.bias", vec![q]);
+            add("self_attn.k_proj.bias", vec![kv]);
+            add("self_attn.v_proj.bias", vec![kv]);
+        }
+    }
+    for (name, shape) in expected {
+        let tensor = weights
+            .get(&name)
+            .ok_or_else(|| CheckpointError::MissingTensor(name.clone()))?;
+        if tensor.shape != shape {
+            return Err(CheckpointError::ShapeMismatch {
+                name,
+                actual: tensor.shape.clone(),
+                expected: shape,
+            });
+        }
+    }
+    Ok(())
+}

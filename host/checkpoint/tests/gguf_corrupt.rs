@@ -1,0 +1,275 @@
+//! Truncated and corrupt GGUF files are typed errors naming what and where — never a panic,
+//! never an absurd allocation. Small files are built here byte by byte from the format.
+
+use std::path::{Path, PathBuf};
+
+use ponder_checkpoint::CheckpointError;
+use ponder_checkpoint::gguf::{GgmlType, GgufFile, MetadataValue};
+
+/// Builds a GGUF v3 byte image.
+#[derive(Default)]
+struct Builder {
+    kv: Vec<u8>,
+    n_kv: u64,
+    infos: Vec<u8>,
+    n_tensors: u64,
+    data: Vec<u8>,
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+impl Builder {
+    fn kv_u32(&mut self, key: &str, v: u32) -> &mut Self {
+        string(&mut self.kv, key);
+        self.kv.extend(4u32.to_le_bytes());
+        self.kv.extend(v.to_le_bytes());
+        self.n_kv += 1;
+        self
+    }
+
+    fn kv_str(&mut self, key: &str, v: &str) -> &mut Self {
+        string(&mut self.kv, key);
+        self.kv.extend(8u32.to_le_bytes());
+        string(&mut self.kv, v);
+        self.n_kv += 1;
+        self
+    }
+
+    fn kv_str_array(&mut self, key: &str, items: &[&str]) -> &mut Self {
+        string(&mut self.kv, key);
+        self.kv.extend(9u32.to_le_bytes());
+        self.kv.extend(8u32.to_le_bytes());
+        self.kv.extend((items.len() as u64).to_le_bytes());
+        for item in items {
+            string(&mut self.kv, item);
+        }
+        self.n_kv += 1;
+        self
+    }
+
+    /// Adds a tensor whose data is `bytes`, placed at the next 32-byte boundary.
+    fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> &mut Self {
+        while self.data.len() % 32 != 0 {
+            self.data.push(0);
+        }
+        string(&mut self.infos, name);
+        self.infos.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            self.infos.extend(d.to_le_bytes());
+        }
+        self.infos.extend(type_id.to_le_bytes());
+        self.infos.extend((self.data.len() as u64).to_le_bytes());
+        self.data.extend(bytes);
+        self.n_tensors += 1;
+        self
+    }
+
+    fn build(&self) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend(3u32.to_le_bytes());
+        out.extend(self.n_tensors.to_le_bytes());
+        out.extend(self.n_kv.to_le_bytes());
+        out.extend(&self.kv);
+        out.extend(&self.infos);
+        while out.len() % 32 != 0 {
+            out.push(0);
+        }
+        out.extend(&self.data);
+        out
+    }
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn small_file() -> Vec<u8> {
+    let mut q8 = half::f16::from_f32(0.5).to_bits().to_le_bytes().to_vec();
+    q8.extend((0..32).map(|i| (i as i8 - 16) as u8));
+    Builder::default()
+        .kv_str("general.architecture", "llama")
+        .kv_u32("llama.block_count", 1)
+        .kv_str_array("tokenizer.ggml.tokens", &["a", "b"])
+        .tensor(
+            "output_norm.weight",
+            &[4],
+            0,
+            &f32_bytes(&[1.0, -2.0, 3.5, 0.25]),
+        )
+        .tensor("token_embd.weight", &[32, 1], GgmlTypeId::Q8_0 as u32, &q8)
+        .build()
+}
+
+#[allow(non_camel_case_types)]
+enum GgmlTypeId {
+    Q8_0 = 8,
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn gguf_error(result: Result<GgufFile, CheckpointError>) -> (u64, String) {
+    match result {
+        Err(CheckpointError::Gguf {
+            offset, message, ..
+        }) => (offset, message),
+        Err(other) => panic!("expected a GGUF error, got {other}"),
+        Ok(file) => panic!("expected a GGUF error, got {file:?}"),
+    }
+}
+
+#[test]
+fn a_well_formed_small_file_parses_and_dequantises() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ok.gguf", &small_file());
+    let file = GgufFile::open(&path).unwrap();
+    assert_eq!(file.version, 3);
+    assert_eq!(file.get("llama.block_count"), Some(&MetadataValue::U32(1)));
+    let tokens = file
+        .get("tokenizer.ggml.tokens")
+        .unwrap()
+        .as_array()
+        .unwrap();
+    assert_eq!(tokens.len(), 2);
+    let norm = file.tensor_info("output_norm.weight").unwrap();
+    assert_eq!(
+        file.dequantize(norm).unwrap().data,
+        vec![1.0, -2.0, 3.5, 0.25]
+    );
+    let embd = file.tensor_info("token_embd.weight").unwrap();
+    assert_eq!(embd.ggml_type, GgmlType::Q8_0);
+    let t = file.dequantize(embd).unwrap();
+    assert_eq!(t.shape, vec![1, 32]);
+    assert_eq!(t.data[0], -8.0);
+    assert_eq!(t.data[31], 7.5);
+}
+
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    let bytes = small_file();
+    let dir = tempfile::tempdir().unwrap();
+    for cut in 0..bytes.len() {
+        let path = write(dir.path(), "cut.gguf", &bytes[..cut]);
+        let (offset, message) = gguf_error(GgufFile::open(&path));
+        assert!(offset <= bytes.len() as u64, "cut {cut}: offset {offset}");
+        assert!(
+            message.contains("truncated")
+                || message.contains("past the end")
+                || message.contains("impossible"),
+            "cut {cut}: {message}"
+        );
+    }
+}
+
+#[test]
+fn bad_magic_and_version_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = small_file();
+    bytes[0] = b'X';
+    let (offset, message) = gguf_error(GgufFile::open(&write(dir.path(), "magic.gguf", &bytes)));
+    assert_eq!(offset, 0);
+    assert!(message.contains("magic"), "{message}");
+
+    let mut bytes = small_file();
+    bytes[4] = 7;
+    let (offset, message) = gguf_error(GgufFile::open(&write(dir.path(), "version.gguf", &bytes)));
+    assert_eq!(offset, 4);
+    assert!(message.contains("version 7"), "{message}");
+}
+
+#[test]
+fn absurd_counts_are_rejected_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // Tensor count of 2^60.
+    let mut bytes = small_file();
+    bytes[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    let (offset, message) = gguf_error(GgufFile::open(&write(dir.path(), "tensors.gguf", &bytes)));
+    assert_eq!(offset, 8);
+    assert!(message.contains("tensor count"), "{message}");
+
+    // Metadata count of u64::MAX.
+    let mut bytes = small_file();
+    bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    let (_, message) = gguf_error(GgufFile::open(&write(dir.path(), "kv.gguf", &bytes)));
+    assert!(message.contains("metadata count"), "{message}");
+
+    // The first key's string length of 2^62.
+    let mut bytes = small_file();
+    bytes[24..32].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    let (offset, message) = gguf_error(GgufFile::open(&write(dir.path(), "string.gguf", &bytes)));
+    assert_eq!(offset, 24);
+    assert!(message.contains("impossible"), "{message}");
+
+    // An array claiming 2^40 strings.
+    let text = small_file();
+    let key = b"tokenizer.ggml.tokens";
+    let at = text.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 4;
+    let mut bytes = text.clone();
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let (offset, message) = gguf_error(GgufFile::open(&write(dir.path(), "array.gguf", &bytes)));
+    assert_eq!(offset, at as u64);
+    assert!(message.contains("tokenizer.ggml.tokens"), "{message}");
+}
+
+/// Byte offset of a tensor info's fields after its name.
+fn after_name(bytes: &[u8], name: &str) -> usize {
+    let needle = name.as_bytes();
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+        + needle.len()
+}
+
+#[test]
+fn unknown_types_huge_dims_and_offsets_past_the_end_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = small_file();
+    // output_norm.weight: n_dims u32, one dim u64, type u32, offset u64.
+    let info = after_name(&good, "output_norm.weight");
+
+    let mut bytes = good.clone();
+    bytes[info + 12..info + 16].copy_from_slice(&999u32.to_le_bytes());
+    let (offset, message) = gguf_error(GgufFile::open(&write(dir.path(), "type.gguf", &bytes)));
+    assert_eq!(offset, (info + 12) as u64);
+    assert!(
+        message.contains("output_norm.weight") && message.contains("999"),
+        "{message}"
+    );
+
+    let mut bytes = good.clone();
+    bytes[info + 16..info + 24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let (_, message) = gguf_error(GgufFile::open(&write(dir.path(), "offset.gguf", &bytes)));
+    assert!(
+        message.contains("output_norm.weight") && message.contains("past the end"),
+        "{message}"
+    );
+
+    let mut bytes = good.clone();
+    bytes[info + 4..info + 12].copy_from_slice(&(1u64 << 61).to_le_bytes());
+    let (_, message) = gguf_error(GgufFile::open(&write(dir.path(), "dims.gguf", &bytes)));
+    assert!(message.contains("output_norm.weight"), "{message}");
+
+    let mut bytes = good.clone();
+    bytes[info..info + 4].copy_from_slice(&9u32.to_le_bytes());
+    let (_, message) = gguf_error(GgufFile::open(&write(dir.path(), "ndims.gguf", &bytes)));
+    assert!(message.contains("9 dimensions"), "{message}");
+}
+
+#[test]
+fn a_file_that_is_not_a_model_is_a_clean_checkpoint_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "small.gguf", &small_file());
+    // Parses as GGUF, but lacks the model metadata: an error, not a panic.
+    let err = ponder_checkpoint::Checkpoint::load(&path).unwrap_err();
+    assert!(err.to_string().contains("small.gguf"), "{err}");
+    let path = write(dir.path(), "text.gguf", b"hello, not a model");
+    let err = ponder_checkpoint::Checkpoint::load(&path).unwrap_err();
+    assert!(err.to_string().contains("magic"), "{err}");
+}

@@ -383,7 +383,12 @@ impl GgufFile {
         let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
         // SAFETY: the map is read-only; model files are not expected to change while loaded.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| CheckpointError::io(path, e))?;
-        let (version, metadata, tensors, data_offset) = parse_header(&map, path)?;
+        let Header {
+            version,
+            metadata,
+            tensors,
+            data_offset,
+        } = parse_header(&map, path)?;
         Ok(GgufFile {
             path: path.to_path_buf(),
             map,
@@ -499,10 +504,15 @@ impl GgufFile {
     }
 }
 
-fn parse_header(
-    bytes: &[u8],
-    path: &Path,
-) -> Result<(u32, BTreeMap<String, MetadataValue>, Vec<TensorInfo>, u64), CheckpointError> {
+/// What the bytes before the tensor data say.
+struct Header {
+    version: u32,
+    metadata: BTreeMap<String, MetadataValue>,
+    tensors: Vec<TensorInfo>,
+    data_offset: u64,
+}
+
+fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, CheckpointError> {
     let mut cur = Cursor {
         bytes,
         pos: 0,
@@ -611,7 +621,12 @@ fn parse_header(
             }
         }
     }
-    Ok((version, metadata, infos, data_offset))
+    Ok(Header {
+        version,
+        metadata,
+        tensors: infos,
+        data_offset,
+    })
 }
 
 fn f16_at(bytes: &[u8], at: usize) -> f32 {
@@ -781,11 +796,12 @@ pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
 /// `(n_head, 2, head_dim / 2)` and swaps the last two axes, so GGUF row `h*hd + 2r + i` holds
 /// Hugging Face row `h*hd + i*hd/2 + r`.
 pub fn unpermute_rows(data: &[f32], rows: usize, n_head: usize) -> Option<Vec<f32>> {
-    if n_head == 0 || rows == 0 || rows % n_head != 0 || data.len() % rows != 0 {
+    if n_head == 0 || rows == 0 || !rows.is_multiple_of(n_head) || !data.len().is_multiple_of(rows)
+    {
         return None;
     }
     let head_dim = rows / n_head;
-    if head_dim % 2 != 0 {
+    if !head_dim.is_multiple_of(2) {
         return None;
     }
     let half = head_dim / 2;

@@ -11,9 +11,9 @@ use crate::{
 };
 
 /// Writes a Hugging Face directory (config.json, model.safetensors in f32, tokenizer.json,
-/// tokenizer_config.json with the chat template, generation_config.json) atomically (temp dir
-/// + rename). `transformers.AutoModelForCausalLM.from_pretrained(dir)` loads it. An existing
-/// directory at `dir` is replaced.
+/// tokenizer_config.json with the chat template, generation_config.json) atomically: a
+/// temporary directory renamed into place. `transformers.AutoModelForCausalLM.from_pretrained`
+/// loads it. An existing directory at `dir` is replaced.
 pub fn save_hf_dir(
     dir: &Path,
     config: &ModelConfig,

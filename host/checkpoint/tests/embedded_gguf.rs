@@ -62,7 +62,7 @@ fn tokenizer_matches_every_reference_string() {
     let reference = read_json(&reference_dir().join("smollm2/reference_tokens.json"));
     let tokenizer = &checkpoint().tokenizer;
     let strings = reference["strings"].as_array().unwrap();
-    assert!(strings.len() > 10);
+    assert_eq!(strings.len(), 10);
     for case in strings {
         let text = case["text"].as_str().unwrap();
         let expected = ids(&case["ids"]);
@@ -115,11 +115,15 @@ fn chat_and_plain_prompt_ids_match_the_reference() {
                 .unwrap(),
         };
         assert_eq!(got, expected, "{name}: prompt ids");
-        assert_eq!(
-            got.iter().filter(|&&id| id == 1).count(),
-            got.iter().filter(|&&id| id == 2).count() + 1,
-            "{name}: one <|im_start|> per turn plus the generation prompt, no extra BOS"
-        );
+        if case["messages"].is_array() {
+            let starts = got.iter().filter(|&&id| id == 1).count();
+            let ends = got.iter().filter(|&&id| id == 2).count();
+            assert_eq!(
+                starts,
+                ends + 1,
+                "{name}: one <|im_start|> per turn and the generation prompt, no extra BOS"
+            );
+        }
         let continuation = ckpt
             .tokenizer
             .encode(case["continuation"].as_str().unwrap())

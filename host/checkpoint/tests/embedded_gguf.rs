@@ -359,3 +359,51 @@ fn dequantised_weights_reproduce_the_reference_logits() {
         assert_eq!(argmax as u32, top[0].0, "{name}: argmax");
     }
 }
+
+/// transformers loads the directory `save_hf_dir` writes and reproduces the reference tokens,
+/// chat prompts and logits. Needs a Python with torch and transformers (`PONDER_PEER_PYTHON`,
+/// default `/tmp/peers/venv/bin/python`); skipped with a message when there is none.
+#[test]
+fn transformers_loads_the_saved_directory() {
+    let python = std::env::var_os("PONDER_PEER_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp/peers/venv/bin/python".into());
+    if !python.is_file() {
+        eprintln!(
+            "skipping: no Python with transformers at {}",
+            python.display()
+        );
+        return;
+    }
+    let ckpt = checkpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("smollm2-hf");
+    save_hf_dir(
+        &out,
+        &ckpt.config,
+        &ckpt.weights,
+        &ckpt.tokenizer,
+        ckpt.chat_template.as_ref(),
+    )
+    .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_hf_load.py");
+    let reference = reference_dir().join("smollm2");
+    let output = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&out)
+        .arg("--tokens")
+        .arg(reference.join("reference_tokens.json"))
+        .arg("--logits")
+        .arg(reference.join("reference_logits.json"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "check_hf_load.py failed:\n{stdout}\n{stderr}"
+    );
+    println!("{stdout}");
+}

@@ -196,7 +196,7 @@ macro_rules! export_thought_template {
             // Natively the plugin is an ordinary library for tests: component exports (whose
             // names are not valid native symbol names) exist only on wasm.
             #[cfg(target_arch = "wasm32")]
-            ponder_bindings::export!(Glue with_types_in ponder_bindings);
+    ponder_bindings::export!(Glue with_types_in ponder_bindings);
         };
     };
 }
@@ -333,7 +333,7 @@ macro_rules! export_judge {
             // Natively the plugin is an ordinary library for tests: component exports (whose
             // names are not valid native symbol names) exist only on wasm.
             #[cfg(target_arch = "wasm32")]
-            ponder_bindings::export!(Glue with_types_in ponder_bindings);
+    ponder_bindings::export!(Glue with_types_in ponder_bindings);
         };
     };
 }
@@ -417,7 +417,7 @@ macro_rules! export_pair_selector {
             // Natively the plugin is an ordinary library for tests: component exports (whose
             // names are not valid native symbol names) exist only on wasm.
             #[cfg(target_arch = "wasm32")]
-            ponder_bindings::export!(Glue with_types_in ponder_bindings);
+    ponder_bindings::export!(Glue with_types_in ponder_bindings);
         };
     };
 }

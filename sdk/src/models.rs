@@ -110,8 +110,11 @@ pub struct RewardRequest {
 /// pass a test double.
 pub trait Models {
     /// One reply per request, in order, without the prompt.
-    fn generate(&self, model: &str, requests: &[GenerateRequest])
-    -> Result<Vec<String>, ModelError>;
+    fn generate(
+        &self,
+        model: &str,
+        requests: &[GenerateRequest],
+    ) -> Result<Vec<String>, ModelError>;
 
     /// Per request, the total natural-log probability of each choice, in the order of `choices`.
     fn choice_logprobs(

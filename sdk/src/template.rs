@@ -139,11 +139,16 @@ pub fn split_at_separators(
 /// Splits `output` at an opening and closing tag pair for the thought and another for the
 /// response (`<internal thought>…</internal thought> <response>…</response>`). A missing closing
 /// response tag is tolerated (generation may stop right before it).
-pub fn split_at_tags(output: &str, thought_tags: (&str, &str), response_tags: (&str, &str)) -> Parsed {
+pub fn split_at_tags(
+    output: &str,
+    thought_tags: (&str, &str),
+    response_tags: (&str, &str),
+) -> Parsed {
     let Some((_, thought_start)) = find_earliest(output, 0, &[thought_tags.0]) else {
         return Parsed::failure(format!("the tag {:?} is missing", thought_tags.0));
     };
-    let Some((thought_end, after_thought)) = find_earliest(output, thought_start, &[thought_tags.1])
+    let Some((thought_end, after_thought)) =
+        find_earliest(output, thought_start, &[thought_tags.1])
     else {
         return Parsed::failure(format!("the tag {:?} is missing", thought_tags.1));
     };

@@ -36,18 +36,33 @@ pub enum Constraint {
     Sentences { relation: Relation, bound: usize },
     /// `length_constraints:number_paragraphs` — paragraphs separated by `***`: exactly `bound`,
     /// or compared with it when a relation is given.
-    Paragraphs { relation: Option<Relation>, bound: usize },
+    Paragraphs {
+        relation: Option<Relation>,
+        bound: usize,
+    },
     /// `length_constraints:nth_paragraph_first_word` — `count` paragraphs separated by blank
     /// lines, paragraph `nth` (1-based) starting with `word`.
-    NthParagraphFirstWord { count: usize, nth: usize, word: String },
+    NthParagraphFirstWord {
+        count: usize,
+        nth: usize,
+        word: String,
+    },
     /// `keywords:existence` — every keyword occurs (case-insensitive).
     KeywordsIncluded(Vec<String>),
     /// `keywords:forbidden_words` — no word occurs as a whole word (case-insensitive).
     KeywordsExcluded(Vec<String>),
     /// `keywords:frequency` — occurrences of a keyword compared with a bound.
-    KeywordFrequency { keyword: String, relation: Relation, bound: usize },
+    KeywordFrequency {
+        keyword: String,
+        relation: Relation,
+        bound: usize,
+    },
     /// `keywords:letter_frequency` — occurrences of a letter compared with a bound.
-    LetterFrequency { letter: String, relation: Relation, bound: usize },
+    LetterFrequency {
+        letter: String,
+        relation: Relation,
+        bound: usize,
+    },
     /// `detectable_format:number_bullet_lists` — exactly `bound` markdown bullet lines.
     BulletPoints(usize),
     /// `detectable_format:number_highlighted_sections` — at least `bound` `*highlighted*` parts.
@@ -176,15 +191,24 @@ impl Constraint {
         Ok(match id {
             "length_constraints:number_words" => {
                 let a: Words = args(kwargs)?;
-                Self::Words { relation: a.relation, bound: a.num_words }
+                Self::Words {
+                    relation: a.relation,
+                    bound: a.num_words,
+                }
             }
             "length_constraints:number_sentences" => {
                 let a: Sentences = args(kwargs)?;
-                Self::Sentences { relation: a.relation, bound: a.num_sentences }
+                Self::Sentences {
+                    relation: a.relation,
+                    bound: a.num_sentences,
+                }
             }
             "length_constraints:number_paragraphs" => {
                 let a: Paragraphs = args(kwargs)?;
-                Self::Paragraphs { relation: a.relation, bound: a.num_paragraphs }
+                Self::Paragraphs {
+                    relation: a.relation,
+                    bound: a.num_paragraphs,
+                }
             }
             "length_constraints:nth_paragraph_first_word" => {
                 let a: NthParagraph = args(kwargs)?;
@@ -237,7 +261,10 @@ impl Constraint {
                 if a.section_spliter.trim().is_empty() {
                     return Err("`section_spliter` is empty".to_string());
                 }
-                Self::Sections { splitter: a.section_spliter.trim().to_string(), bound: a.num_sections }
+                Self::Sections {
+                    splitter: a.section_spliter.trim().to_string(),
+                    bound: a.num_sections,
+                }
             }
             "detectable_format:title" => Self::Title,
             "detectable_format:json_format" => Self::Json,
@@ -253,7 +280,10 @@ impl Constraint {
             "change_case:english_capital" => Self::AllCapitals,
             "change_case:capital_word_frequency" => {
                 let a: CapitalWords = args(kwargs)?;
-                Self::CapitalWords { relation: a.capital_relation, bound: a.capital_frequency }
+                Self::CapitalWords {
+                    relation: a.capital_relation,
+                    bound: a.capital_frequency,
+                }
             }
             "punctuation:no_comma" => Self::NoCommas,
             "startend:quotation" => Self::Quoted,
@@ -298,14 +328,26 @@ impl Constraint {
             }
             Self::KeywordsExcluded(forbidden) => {
                 let lower = response.to_lowercase();
-                !forbidden.iter().any(|w| contains_whole_word(&lower, &w.to_lowercase()))
+                !forbidden
+                    .iter()
+                    .any(|w| contains_whole_word(&lower, &w.to_lowercase()))
             }
-            Self::KeywordFrequency { keyword, relation, bound } => {
-                relation.holds(response.to_lowercase().matches(keyword.as_str()).count(), *bound)
-            }
-            Self::LetterFrequency { letter, relation, bound } => {
-                relation.holds(response.to_lowercase().matches(letter.as_str()).count(), *bound)
-            }
+            Self::KeywordFrequency {
+                keyword,
+                relation,
+                bound,
+            } => relation.holds(
+                response.to_lowercase().matches(keyword.as_str()).count(),
+                *bound,
+            ),
+            Self::LetterFrequency {
+                letter,
+                relation,
+                bound,
+            } => relation.holds(
+                response.to_lowercase().matches(letter.as_str()).count(),
+                *bound,
+            ),
             Self::BulletPoints(bound) => bullet_lines(response) == *bound,
             Self::Highlights(bound) => {
                 delimited(response, "*") + delimited(response, "**") >= *bound
@@ -313,19 +355,26 @@ impl Constraint {
             Self::Sections { splitter, bound } => section_markers(response, splitter) >= *bound,
             Self::Title => has_title(response),
             Self::Json => is_json(response),
-            Self::ConstrainedResponse => {
-                ["My answer is yes.", "My answer is no.", "My answer is maybe."]
-                    .iter()
-                    .any(|answer| response.contains(answer))
-            }
+            Self::ConstrainedResponse => [
+                "My answer is yes.",
+                "My answer is no.",
+                "My answer is maybe.",
+            ]
+            .iter()
+            .any(|answer| response.contains(answer)),
             Self::Placeholders(bound) => placeholders(response) >= *bound,
             Self::Postscript(marker) => {
                 let squash = |text: &str| -> String {
-                    text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase()
+                    text.chars()
+                        .filter(|c| !c.is_whitespace())
+                        .collect::<String>()
+                        .to_lowercase()
                 };
                 let marker = squash(marker);
                 !marker.is_empty()
-                    && response.lines().any(|line| squash(line).starts_with(&marker))
+                    && response
+                        .lines()
+                        .any(|line| squash(line).starts_with(&marker))
             }
             Self::AllLowercase => is_lower(response),
             Self::AllCapitals => is_upper(response),
@@ -357,7 +406,8 @@ fn is_word_char(c: char) -> bool {
 
 /// Runs of word characters, like the regex `\w+`.
 fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !is_word_char(c)).filter(|w| !w.is_empty())
+    text.split(|c: char| !is_word_char(c))
+        .filter(|w| !w.is_empty())
 }
 
 /// Sentences: runs of text ending in `.`, `!` or `?` (followed by whitespace or the end), plus
@@ -467,9 +517,12 @@ fn section_markers(text: &str, splitter: &str) -> usize {
 fn has_title(text: &str) -> bool {
     text.lines().any(|line| {
         line.match_indices("<<").any(|(start, _)| {
-            line[start + 2..]
-                .find(">>")
-                .is_some_and(|end| !line[start + 2..start + 2 + end].trim_matches(['<', '>']).trim().is_empty())
+            line[start + 2..].find(">>").is_some_and(|end| {
+                !line[start + 2..start + 2 + end]
+                    .trim_matches(['<', '>'])
+                    .trim()
+                    .is_empty()
+            })
         })
     })
 }
@@ -548,9 +601,21 @@ mod tests {
     #[test]
     fn word_counts() {
         let id = "length_constraints:number_words";
-        assert!(holds(id, json!({"num_words": 3, "relation": "at least"}), "one two, three"));
-        assert!(!holds(id, json!({"num_words": 3, "relation": "less than"}), "one two three"));
-        assert!(holds(id, json!({"num_words": 3, "relation": "at most"}), "one two three"));
+        assert!(holds(
+            id,
+            json!({"num_words": 3, "relation": "at least"}),
+            "one two, three"
+        ));
+        assert!(!holds(
+            id,
+            json!({"num_words": 3, "relation": "less than"}),
+            "one two three"
+        ));
+        assert!(holds(
+            id,
+            json!({"num_words": 3, "relation": "at most"}),
+            "one two three"
+        ));
     }
 
     #[test]
@@ -558,8 +623,16 @@ mod tests {
         let id = "length_constraints:number_sentences";
         let text = "It is 3.5 metres. Really?! Yes… and more";
         assert_eq!(sentences(text), 3);
-        assert!(holds(id, json!({"num_sentences": 3, "relation": "at most"}), text));
-        assert!(!holds(id, json!({"num_sentences": 4, "relation": "at least"}), text));
+        assert!(holds(
+            id,
+            json!({"num_sentences": 3, "relation": "at most"}),
+            text
+        ));
+        assert!(!holds(
+            id,
+            json!({"num_sentences": 4, "relation": "at least"}),
+            text
+        ));
     }
 
     #[test]
@@ -568,7 +641,11 @@ mod tests {
         let text = "first\n***\nsecond\n***\nthird";
         assert!(holds(id, json!({"num_paragraphs": 3}), text));
         assert!(!holds(id, json!({"num_paragraphs": 2}), text));
-        assert!(holds(id, json!({"num_paragraphs": 2, "relation": "at least"}), text));
+        assert!(holds(
+            id,
+            json!({"num_paragraphs": 2, "relation": "at least"}),
+            text
+        ));
         assert!(!holds(id, json!({"num_paragraphs": 2}), "a\n***\n***\nb"));
         let nth = "length_constraints:nth_paragraph_first_word";
         let kwargs = json!({"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "Then"});
@@ -578,13 +655,29 @@ mod tests {
 
     #[test]
     fn keywords() {
-        assert!(holds("keywords:existence", json!({"keywords": ["Rust", "wasm"]}), "rust and WASM"));
-        assert!(!holds("keywords:existence", json!({"keywords": ["go"]}), "rust"));
+        assert!(holds(
+            "keywords:existence",
+            json!({"keywords": ["Rust", "wasm"]}),
+            "rust and WASM"
+        ));
+        assert!(!holds(
+            "keywords:existence",
+            json!({"keywords": ["go"]}),
+            "rust"
+        ));
         let forbidden = json!({"forbidden_words": ["cat"]});
-        assert!(holds("keywords:forbidden_words", forbidden.clone(), "concatenate"));
+        assert!(holds(
+            "keywords:forbidden_words",
+            forbidden.clone(),
+            "concatenate"
+        ));
         assert!(!holds("keywords:forbidden_words", forbidden, "A Cat."));
         let frequency = json!({"keyword": "the", "frequency": 2, "relation": "at least"});
-        assert!(holds("keywords:frequency", frequency.clone(), "The cat and the dog"));
+        assert!(holds(
+            "keywords:frequency",
+            frequency.clone(),
+            "The cat and the dog"
+        ));
         assert!(!holds("keywords:frequency", frequency, "The cat"));
         let letters = json!({"letter": "Z", "let_frequency": 2, "let_relation": "less than"});
         assert!(holds("keywords:letter_frequency", letters.clone(), "zebra"));
@@ -594,8 +687,16 @@ mod tests {
     #[test]
     fn formats() {
         let bullets = "Intro\n* one\n- two\n**bold** line";
-        assert!(holds("detectable_format:number_bullet_lists", json!({"num_bullets": 2}), bullets));
-        assert!(!holds("detectable_format:number_bullet_lists", json!({"num_bullets": 3}), bullets));
+        assert!(holds(
+            "detectable_format:number_bullet_lists",
+            json!({"num_bullets": 2}),
+            bullets
+        ));
+        assert!(!holds(
+            "detectable_format:number_bullet_lists",
+            json!({"num_bullets": 3}),
+            bullets
+        ));
         let highlights = "*one* and **two** and ** ** and *";
         assert_eq!(delimited(highlights, "*") + delimited(highlights, "**"), 2);
         let id = "detectable_format:number_highlighted_sections";
@@ -603,35 +704,91 @@ mod tests {
         assert!(!holds(id, json!({"num_highlights": 3}), highlights));
         let sections = "SECTION 1\nintro\nSECTION 2\nmore";
         let id = "detectable_format:multiple_sections";
-        assert!(holds(id, json!({"section_spliter": "SECTION", "num_sections": 2}), sections));
-        assert!(!holds(id, json!({"section_spliter": "Section", "num_sections": 1}), sections));
-        assert!(holds("detectable_format:title", json!({}), "<<My Title>>\nbody"));
+        assert!(holds(
+            id,
+            json!({"section_spliter": "SECTION", "num_sections": 2}),
+            sections
+        ));
+        assert!(!holds(
+            id,
+            json!({"section_spliter": "Section", "num_sections": 1}),
+            sections
+        ));
+        assert!(holds(
+            "detectable_format:title",
+            json!({}),
+            "<<My Title>>\nbody"
+        ));
         assert!(!holds("detectable_format:title", json!({}), "<< >> <<\n>>"));
-        assert!(holds("detectable_format:json_format", json!({}), "```json\n{\"a\": 1}\n```"));
+        assert!(holds(
+            "detectable_format:json_format",
+            json!({}),
+            "```json\n{\"a\": 1}\n```"
+        ));
         assert!(!holds("detectable_format:json_format", json!({}), "{a: 1}"));
-        assert!(holds("detectable_format:constrained_response", json!({}), "My answer is no."));
+        assert!(holds(
+            "detectable_format:constrained_response",
+            json!({}),
+            "My answer is no."
+        ));
     }
 
     #[test]
     fn content() {
         let id = "detectable_content:number_placeholders";
-        assert!(holds(id, json!({"num_placeholders": 2}), "Dear [name], at [address]"));
+        assert!(holds(
+            id,
+            json!({"num_placeholders": 2}),
+            "Dear [name], at [address]"
+        ));
         assert!(!holds(id, json!({"num_placeholders": 2}), "Dear [name\n]"));
         let id = "detectable_content:postscript";
-        assert!(holds(id, json!({"postscript_marker": "P.S."}), "Hi.\n\nP. S. see you"));
-        assert!(holds(id, json!({"postscript_marker": null}), "Hi.\np.s. bye"));
-        assert!(!holds(id, json!({"postscript_marker": "P.P.S"}), "Hi.\nP.S. bye"));
+        assert!(holds(
+            id,
+            json!({"postscript_marker": "P.S."}),
+            "Hi.\n\nP. S. see you"
+        ));
+        assert!(holds(
+            id,
+            json!({"postscript_marker": null}),
+            "Hi.\np.s. bye"
+        ));
+        assert!(!holds(
+            id,
+            json!({"postscript_marker": "P.P.S"}),
+            "Hi.\nP.S. bye"
+        ));
     }
 
     #[test]
     fn cases_and_punctuation() {
-        assert!(holds("change_case:english_lowercase", json!({}), "all small 123"));
-        assert!(!holds("change_case:english_lowercase", json!({}), "Not small"));
-        assert!(holds("change_case:english_capital", json!({}), "ALL BIG, 42!"));
+        assert!(holds(
+            "change_case:english_lowercase",
+            json!({}),
+            "all small 123"
+        ));
+        assert!(!holds(
+            "change_case:english_lowercase",
+            json!({}),
+            "Not small"
+        ));
+        assert!(holds(
+            "change_case:english_capital",
+            json!({}),
+            "ALL BIG, 42!"
+        ));
         assert!(!holds("change_case:english_capital", json!({}), "123"));
         let capitals = json!({"capital_frequency": 2, "capital_relation": "at least"});
-        assert!(holds("change_case:capital_word_frequency", capitals.clone(), "USE THE api"));
-        assert!(!holds("change_case:capital_word_frequency", capitals, "Use The api"));
+        assert!(holds(
+            "change_case:capital_word_frequency",
+            capitals.clone(),
+            "USE THE api"
+        ));
+        assert!(!holds(
+            "change_case:capital_word_frequency",
+            capitals,
+            "Use The api"
+        ));
         assert!(holds("punctuation:no_comma", json!({}), "no commas here"));
         assert!(!holds("punctuation:no_comma", json!({}), "a, b"));
     }
@@ -641,25 +798,51 @@ mod tests {
         assert!(holds("startend:quotation", json!({}), " \"quoted\" "));
         assert!(!holds("startend:quotation", json!({}), "\""));
         let end = json!({"end_phrase": "Any other questions?"});
-        assert!(holds("startend:end_checker", end.clone(), "Done. any other questions?\""));
-        assert!(!holds("startend:end_checker", end, "Any other questions? Bye."));
+        assert!(holds(
+            "startend:end_checker",
+            end.clone(),
+            "Done. any other questions?\""
+        ));
+        assert!(!holds(
+            "startend:end_checker",
+            end,
+            "Any other questions? Bye."
+        ));
         let repeat = json!({"prompt_to_repeat": "Write a poem."});
-        assert!(holds("combination:repeat_prompt", repeat, "write a poem. Roses..."));
+        assert!(holds(
+            "combination:repeat_prompt",
+            repeat,
+            "write a poem. Roses..."
+        ));
     }
 
     #[test]
     fn two_responses_separated_by_stars() {
-        assert!(holds("combination:two_responses", json!({}), "one\n******\ntwo"));
-        assert!(!holds("combination:two_responses", json!({}), "same\n******\nsame"));
-        assert!(!holds("combination:two_responses", json!({}), "a\n******\n******\nb"));
+        assert!(holds(
+            "combination:two_responses",
+            json!({}),
+            "one\n******\ntwo"
+        ));
+        assert!(!holds(
+            "combination:two_responses",
+            json!({}),
+            "same\n******\nsame"
+        ));
+        assert!(!holds(
+            "combination:two_responses",
+            json!({}),
+            "a\n******\n******\nb"
+        ));
         assert!(!holds("combination:two_responses", json!({}), "only one"));
     }
 
     #[test]
     fn argument_errors_name_the_argument() {
-        let error =
-            Constraint::from_ifeval("keywords:frequency", json!({"keyword": "x", "frequency": 1}))
-                .unwrap_err();
+        let error = Constraint::from_ifeval(
+            "keywords:frequency",
+            json!({"keyword": "x", "frequency": 1}),
+        )
+        .unwrap_err();
         assert!(error.contains("relation"), "{error}");
         let error = Constraint::from_ifeval(
             "length_constraints:number_words",

@@ -153,7 +153,9 @@ mod tests {
 
     fn judge(config: &str, metadata: &str, responses: &[&str]) -> JudgeResult {
         let mut judge = ConstraintsJudge::configure(config).unwrap();
-        judge.judge(&[request(metadata, responses)], &NoModels).remove(0)
+        judge
+            .judge(&[request(metadata, responses)], &NoModels)
+            .remove(0)
     }
 
     #[test]

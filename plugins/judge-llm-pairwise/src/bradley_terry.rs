@@ -104,18 +104,21 @@ fn derivatives(wins: &[Vec<f64>], prior: f64, strengths: &[f64]) -> (Vec<f64>, V
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     let size = b.len();
     for column in 0..size {
-        let pivot = (column..size).max_by(|&i, &j| a[i][column].abs().total_cmp(&a[j][column].abs()))?;
+        let pivot =
+            (column..size).max_by(|&i, &j| a[i][column].abs().total_cmp(&a[j][column].abs()))?;
         if a[pivot][column].abs() < 1e-300 {
             return None;
         }
         a.swap(column, pivot);
         b.swap(column, pivot);
-        for row in column + 1..size {
-            let factor = a[row][column] / a[column][column];
-            for k in column..size {
-                a[row][k] -= factor * a[column][k];
+        let (upper, lower) = a.split_at_mut(column + 1);
+        let pivot_row = &upper[column];
+        for (offset, row) in lower.iter_mut().enumerate() {
+            let factor = row[column] / pivot_row[column];
+            for (value, pivot_value) in row[column..].iter_mut().zip(&pivot_row[column..]) {
+                *value -= factor * pivot_value;
             }
-            b[row] -= factor * b[column];
+            b[column + 1 + offset] -= factor * b[column];
         }
     }
     let mut x = vec![0.0; size];
@@ -131,12 +134,20 @@ mod tests {
     use super::*;
 
     fn gradient_norm(wins: &[Vec<f64>], prior: f64, e: &[f64]) -> f64 {
-        derivatives(wins, prior, e).0.iter().map(|g| g * g).sum::<f64>().sqrt()
+        derivatives(wins, prior, e)
+            .0
+            .iter()
+            .map(|g| g * g)
+            .sum::<f64>()
+            .sqrt()
     }
 
     #[test]
     fn no_battles_give_zero_strengths() {
-        assert_eq!(fit(&[vec![0.0; 3], vec![0.0; 3], vec![0.0; 3]], 0.1), vec![0.0; 3]);
+        assert_eq!(
+            fit(&[vec![0.0; 3], vec![0.0; 3], vec![0.0; 3]], 0.1),
+            vec![0.0; 3]
+        );
         assert!(fit(&[], 0.1).is_empty());
     }
 
@@ -158,11 +169,11 @@ mod tests {
 
     #[test]
     fn a_candidate_that_wins_everything_stays_finite_and_on_top() {
-        // Candidate 0 beats everyone in both orders; the others split evenly.
+        // Candidate 0 beats everyone in both orders; 1 and 2 split, 2 beats 3 twice.
         let size = 4;
         let mut wins = vec![vec![0.0; size]; size];
-        for n in 1..size {
-            wins[0][n] = 2.0;
+        for count in &mut wins[0][1..] {
+            *count = 2.0;
         }
         wins[1][2] = 1.0;
         wins[2][1] = 1.0;

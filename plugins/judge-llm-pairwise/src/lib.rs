@@ -132,13 +132,19 @@ impl Judge for PairwiseJudge {
     fn configure(config: &str) -> Result<Self, PluginError> {
         let judge: Self = config::parse(config)?;
         if !(judge.prior.is_finite() && judge.prior > 0.0) {
-            return Err(PluginError::invalid_config("config key `prior`: must be finite and > 0"));
+            return Err(PluginError::invalid_config(
+                "config key `prior`: must be finite and > 0",
+            ));
         }
         if !(judge.top_p > 0.0 && judge.top_p <= 1.0) {
-            return Err(PluginError::invalid_config("config key `top_p`: must be in (0, 1]"));
+            return Err(PluginError::invalid_config(
+                "config key `top_p`: must be in (0, 1]",
+            ));
         }
         if !(judge.temperature.is_finite() && judge.temperature >= 0.0) {
-            return Err(PluginError::invalid_config("config key `temperature`: must be ≥ 0"));
+            return Err(PluginError::invalid_config(
+                "config key `temperature`: must be ≥ 0",
+            ));
         }
         Ok(judge)
     }
@@ -187,8 +193,10 @@ impl Judge for PairwiseJudge {
             .map(|request| {
                 let count = request.responses.len();
                 let battles = count * count.saturating_sub(1);
-                let verdicts: Vec<Verdict> =
-                    judgments[offset..offset + battles].iter().map(|j| verdict(j)).collect();
+                let verdicts: Vec<Verdict> = judgments[offset..offset + battles]
+                    .iter()
+                    .map(|j| verdict(j))
+                    .collect();
                 offset += battles;
                 if count == 1 {
                     // Nothing to compare with: a neutral score.
@@ -225,7 +233,11 @@ mod tests {
     }
 
     impl Models for LongerWins {
-        fn generate(&self, model: &str, requests: &[GenerateRequest]) -> Result<Vec<String>, ModelError> {
+        fn generate(
+            &self,
+            model: &str,
+            requests: &[GenerateRequest],
+        ) -> Result<Vec<String>, ModelError> {
             assert_eq!(model, "judge");
             self.calls.borrow_mut().push(requests.len());
             Ok(requests
@@ -242,7 +254,11 @@ mod tests {
                 .collect())
         }
 
-        fn choice_logprobs(&self, _: &str, _: &[ChoiceRequest]) -> Result<Vec<Vec<f64>>, ModelError> {
+        fn choice_logprobs(
+            &self,
+            _: &str,
+            _: &[ChoiceRequest],
+        ) -> Result<Vec<Vec<f64>>, ModelError> {
             Err(ModelError::Unsupported("test".into()))
         }
 
@@ -273,7 +289,11 @@ mod tests {
         let mut judge = PairwiseJudge::configure(r#"{"model": "judge"}"#).unwrap();
         let models = LongerWins::default();
         let results = judge.judge(
-            &[request(&["aa", "aaaa", "a"]), request(&["x", "yy"]), request(&["solo"])],
+            &[
+                request(&["aa", "aaaa", "a"]),
+                request(&["x", "yy"]),
+                request(&["solo"]),
+            ],
             &models,
         );
         // 3·2 + 2·1 + 0 prompts, in one call.
@@ -300,7 +320,11 @@ mod tests {
             &[request(&["a", "b"]), request(&["c", "d"])],
             &ponder_sdk::models::NoModels,
         );
-        assert!(results.iter().all(|r| matches!(r, Err(PluginError::Failed(_)))));
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(PluginError::Failed(_))))
+        );
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl Judge for PointwiseJudge {
             .iter()
             .flat_map(|request| {
                 let question = request.last_user_text();
-                request.responses.iter().map(move |response| (question, response))
+                request
+                    .responses
+                    .iter()
+                    .map(move |response| (question, response))
             })
             .map(|(question, response)| ChoiceRequest {
                 messages: vec![
@@ -101,7 +104,8 @@ impl Judge for PointwiseJudge {
                 logprobs
             }
             Ok(_) => {
-                let error = PluginError::failed("the host returned log-probabilities of the wrong shape");
+                let error =
+                    PluginError::failed("the host returned log-probabilities of the wrong shape");
                 return requests.iter().map(|_| Err(error.clone())).collect();
             }
             Err(error) => {
@@ -139,7 +143,11 @@ mod tests {
             Err(ModelError::Unsupported("test".into()))
         }
 
-        fn choice_logprobs(&self, model: &str, requests: &[ChoiceRequest]) -> Result<Vec<Vec<f64>>, ModelError> {
+        fn choice_logprobs(
+            &self,
+            model: &str,
+            requests: &[ChoiceRequest],
+        ) -> Result<Vec<Vec<f64>>, ModelError> {
             assert_eq!(model, "judge");
             Ok(requests
                 .iter()
@@ -190,7 +198,10 @@ mod tests {
     #[test]
     fn scores_every_response_in_one_call() {
         let mut judge = PointwiseJudge::configure(r#"{"model": "judge"}"#).unwrap();
-        let results = judge.judge(&[request(&["abc", "abcdefg"]), request(&["?"])], &LengthRater);
+        let results = judge.judge(
+            &[request(&["abc", "abcdefg"]), request(&["?"])],
+            &LengthRater,
+        );
         let first = results[0].clone().unwrap();
         assert!((first[0].unwrap() - 3.0).abs() < 0.1, "{first:?}");
         assert!((first[1].unwrap() - 7.0).abs() < 0.1, "{first:?}");

@@ -73,7 +73,12 @@ fn ranked_pair(group: &[Candidate], rho: f64, unit: LengthUnit) -> Option<(usize
 }
 
 /// `z(score) − ρ · z(length)` for the candidates at `indices`.
-fn penalised_scores(group: &[Candidate], indices: &[usize], rho: f64, unit: LengthUnit) -> Vec<f64> {
+fn penalised_scores(
+    group: &[Candidate],
+    indices: &[usize],
+    rho: f64,
+    unit: LengthUnit,
+) -> Vec<f64> {
     let scores: Vec<f64> = indices
         .iter()
         .map(|&i| group[i].score.unwrap_or(0.0))
@@ -105,7 +110,10 @@ impl LengthControlled {
                 .iter()
                 .filter_map(|group| {
                     ranked_pair(group, rho, self.length).map(|(c, r)| {
-                        (length(&group[c], self.length), length(&group[r], self.length))
+                        (
+                            length(&group[c], self.length),
+                            length(&group[r], self.length),
+                        )
                     })
                 })
                 .unzip();
@@ -160,7 +168,8 @@ impl PairSelector for LengthControlled {
             // (a failure pair there adds a pair rather than replacing one).
             let mut candidates: Vec<usize> = (0..groups.len())
                 .filter(|&g| {
-                    groups[g].iter().any(|c| !c.parsed) && groups[g].iter().any(Candidate::is_scored)
+                    groups[g].iter().any(|c| !c.parsed)
+                        && groups[g].iter().any(Candidate::is_scored)
                 })
                 .collect();
             candidates.sort_by_key(|&g| pairs[g].is_some());
@@ -172,7 +181,8 @@ impl PairSelector for LengthControlled {
                     continue;
                 }
                 let group = &groups[g];
-                let scored: Vec<usize> = (0..group.len()).filter(|&i| group[i].is_scored()).collect();
+                let scored: Vec<usize> =
+                    (0..group.len()).filter(|&i| group[i].is_scored()).collect();
                 let s = penalised_scores(group, &scored, rho, self.length);
                 let (Some(best), Some(failure)) =
                     (stats::argmax(&s), group.iter().position(|c| !c.parsed))
@@ -262,8 +272,9 @@ mod tests {
         // Ten groups with ordinary pairs and a failure each, plus one group with a single scored
         // candidate and a failure: at 10 %, one failure pair in eleven pairs is allowed, and it
         // goes to the group that has no other pair.
-        let mut groups: Vec<Vec<Candidate>> =
-            (0..10).map(|_| vec![scored(0.2, 10), scored(0.8, 10), failure()]).collect();
+        let mut groups: Vec<Vec<Candidate>> = (0..10)
+            .map(|_| vec![scored(0.2, 10), scored(0.8, 10), failure()])
+            .collect();
         groups.push(vec![scored(0.7, 10), failure()]);
         let pairs = selector("{}").select(&groups).unwrap();
         assert_valid(&groups, &pairs);
@@ -276,7 +287,9 @@ mod tests {
             .count();
         assert_eq!(failure_pairs, 1);
 
-        let off = selector(r#"{"failures_as_rejected": false}"#).select(&groups).unwrap();
+        let off = selector(r#"{"failures_as_rejected": false}"#)
+            .select(&groups)
+            .unwrap();
         assert!(off[10].is_empty());
     }
 
@@ -299,15 +312,28 @@ mod tests {
         assert!(rho > 0.0 && rho <= MAX_RHO, "{rho}");
         let pairs = auto.select(&groups).unwrap();
         assert_valid(&groups, &pairs);
-        let chosen: f64 = pairs.iter().zip(&groups).map(|(p, g)| f64::from(g[p[0].chosen as usize].response_tokens)).sum();
-        let rejected: f64 = pairs.iter().zip(&groups).map(|(p, g)| f64::from(g[p[0].rejected as usize].response_tokens)).sum();
+        let chosen: f64 = pairs
+            .iter()
+            .zip(&groups)
+            .map(|(p, g)| f64::from(g[p[0].chosen as usize].response_tokens))
+            .sum();
+        let rejected: f64 = pairs
+            .iter()
+            .zip(&groups)
+            .map(|(p, g)| f64::from(g[p[0].rejected as usize].response_tokens))
+            .sum();
         assert!(chosen <= rejected, "{chosen} > {rejected}");
         // The previous grid step did not satisfy the condition.
         let smaller = rho - RHO_STEP;
         let (c, r): (Vec<f64>, Vec<f64>) = groups
             .iter()
             .filter_map(|g| ranked_pair(g, smaller, LengthUnit::Tokens))
-            .map(|(c, r)| (f64::from(groups[0][c].response_tokens), f64::from(groups[0][r].response_tokens)))
+            .map(|(c, r)| {
+                (
+                    f64::from(groups[0][c].response_tokens),
+                    f64::from(groups[0][r].response_tokens),
+                )
+            })
             .unzip();
         assert!(stats::mean(&c) > stats::mean(&r));
     }

@@ -84,7 +84,11 @@ impl ThoughtTemplate for CustomThought {
             };
         }
         let thought: Vec<&str> = self.thought_separators.iter().map(String::as_str).collect();
-        let response: Vec<&str> = self.response_separators.iter().map(String::as_str).collect();
+        let response: Vec<&str> = self
+            .response_separators
+            .iter()
+            .map(String::as_str)
+            .collect();
         template::split_at_separators(output, &thought, &response)
     }
 }
@@ -100,10 +104,14 @@ mod tests {
         let user = [Message::user("Q")];
         let prefix = CustomThought::configure(r#"{"prompt": "P "}"#).unwrap();
         assert_eq!(prefix.render(&user).unwrap()[0].content, "P Q");
-        let suffix = CustomThought::configure(r#"{"prompt": " P", "placement": "suffix"}"#).unwrap();
+        let suffix =
+            CustomThought::configure(r#"{"prompt": " P", "placement": "suffix"}"#).unwrap();
         assert_eq!(suffix.render(&user).unwrap()[0].content, "Q P");
         let system = CustomThought::configure(r#"{"prompt": "P", "placement": "system"}"#).unwrap();
-        assert_eq!(system.render(&user).unwrap(), vec![Message::system("P"), Message::user("Q")]);
+        assert_eq!(
+            system.render(&user).unwrap(),
+            vec![Message::system("P"), Message::user("Q")]
+        );
     }
 
     #[test]
@@ -112,7 +120,10 @@ mod tests {
             r#"{"prompt": "", "thought_separators": ["Thinking:"], "response_separators": ["Answer:", "A:"]}"#,
         )
         .unwrap();
-        assert_eq!(template.parse("Thinking: hm A: 4"), Parsed::split("hm", "4"));
+        assert_eq!(
+            template.parse("Thinking: hm A: 4"),
+            Parsed::split("hm", "4")
+        );
         assert!(matches!(template.parse("A: 4"), Parsed::Failure(_)));
         let whole = CustomThought::configure(r#"{"prompt": ""}"#).unwrap();
         assert_eq!(whole.parse(" all "), Parsed::split("", "all"));
@@ -122,8 +133,8 @@ mod tests {
     fn bad_config_is_named() {
         let missing = CustomThought::configure("{}").unwrap_err();
         assert!(missing.to_string().contains("prompt"), "{missing}");
-        let placement = CustomThought::configure(r#"{"prompt": "", "placement": "middle"}"#)
-            .unwrap_err();
+        let placement =
+            CustomThought::configure(r#"{"prompt": "", "placement": "middle"}"#).unwrap_err();
         assert!(placement.to_string().contains("placement"), "{placement}");
         let empty =
             CustomThought::configure(r#"{"prompt": "", "response_separators": [""]}"#).unwrap_err();

@@ -20,7 +20,9 @@ impl ThoughtTemplate for DirectResponse {
 
     fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
         if !instruction.iter().any(|message| message.role == "user") {
-            return Err(PluginError::invalid_input("the instruction has no user message"));
+            return Err(PluginError::invalid_input(
+                "the instruction has no user message",
+            ));
         }
         Ok(instruction.to_vec())
     }

@@ -69,7 +69,11 @@ mod tests {
             .unwrap();
         assert_eq!(messages[0], Message::system("Be brief."));
         assert_eq!(messages[1].role, "user");
-        assert!(messages[1].content.starts_with("Respond to the following user query"));
+        assert!(
+            messages[1]
+                .content
+                .starts_with("Respond to the following user query")
+        );
         assert!(messages[1].content.ends_with("User query: Name a prime."));
     }
 

@@ -64,8 +64,14 @@ mod tests {
 
     #[test]
     fn render_asks_for_draft_evaluation_and_r() {
-        let messages = template("{}").render(&[Message::user("Write a haiku.")]).unwrap();
-        assert!(messages[0].content.contains("draft response and its evaluation"));
+        let messages = template("{}")
+            .render(&[Message::user("Write a haiku.")])
+            .unwrap();
+        assert!(
+            messages[0]
+                .content
+                .contains("draft response and its evaluation")
+        );
         assert!(messages[0].content.contains("<R>"));
         assert!(messages[0].content.ends_with("User query: Write a haiku."));
     }
@@ -75,9 +81,15 @@ mod tests {
         let output = "Draft: a poem.\nEvaluation: too short.\n<R> Autumn moonlight falls";
         assert_eq!(
             template("{}").parse(output),
-            Parsed::split("Draft: a poem.\nEvaluation: too short.", "Autumn moonlight falls")
+            Parsed::split(
+                "Draft: a poem.\nEvaluation: too short.",
+                "Autumn moonlight falls"
+            )
         );
-        assert!(matches!(template("{}").parse("no marker"), Parsed::Failure(_)));
+        assert!(matches!(
+            template("{}").parse("no marker"),
+            Parsed::Failure(_)
+        ));
     }
 
     #[test]
@@ -85,8 +97,15 @@ mod tests {
         let tagged = template(r#"{"tags": true}"#);
         let rendered = tagged.render(&[Message::user("q")]).unwrap();
         assert!(rendered[0].content.contains("<internal thought>"));
-        let output = "<internal thought>draft, evaluate</internal thought>\n<response>final</response>";
-        assert_eq!(tagged.parse(output), Parsed::split("draft, evaluate", "final"));
-        assert!(matches!(tagged.parse("draft <R> final"), Parsed::Failure(_)));
+        let output =
+            "<internal thought>draft, evaluate</internal thought>\n<response>final</response>";
+        assert_eq!(
+            tagged.parse(output),
+            Parsed::split("draft, evaluate", "final")
+        );
+        assert!(matches!(
+            tagged.parse("draft <R> final"),
+            Parsed::Failure(_)
+        ));
     }
 }

@@ -38,8 +38,14 @@ impl ThoughtTemplate for SystemThought {
         if self.accept_heres {
             template::split_at_separators(
                 output,
-                &[paper::THOUGHT_SEPARATOR, paper::THOUGHT_SEPARATOR_CONTRACTED],
-                &[paper::RESPONSE_SEPARATOR, paper::RESPONSE_SEPARATOR_CONTRACTED],
+                &[
+                    paper::THOUGHT_SEPARATOR,
+                    paper::THOUGHT_SEPARATOR_CONTRACTED,
+                ],
+                &[
+                    paper::RESPONSE_SEPARATOR,
+                    paper::RESPONSE_SEPARATOR_CONTRACTED,
+                ],
             )
         } else {
             template::split_at_separators(
@@ -74,6 +80,9 @@ mod tests {
             template.parse("Here's my thought process: t Here is my response: r"),
             Parsed::split("t", "r")
         );
-        assert!(matches!(template.parse("just an answer"), Parsed::Failure(_)));
+        assert!(matches!(
+            template.parse("just an answer"),
+            Parsed::Failure(_)
+        ));
     }
 }

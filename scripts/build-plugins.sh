@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds every first-party plugin crate under plugins/ as a WebAssembly component
+# (wasm32-wasip2, release) and copies it to target/plugins/<crate-name>.wasm. Safe to rerun:
+# cargo rebuilds only what changed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  echo "build-plugins: the wasm32-wasip2 target is not installed; run scripts/setup.sh first" >&2
+  exit 1
+fi
+
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+out="$root/target/plugins"
+mkdir -p "$out"
+
+crates=()
+for manifest in plugins/*/Cargo.toml; do
+  crate=$(basename "$(dirname "$manifest")")
+  # native-* crates are native (trust = "native") libraries built for the host, not components.
+  case "$crate" in native-*) continue ;; esac
+  crates+=("$crate")
+done
+if [ ${#crates[@]} -eq 0 ]; then
+  echo "build-plugins: no plugin crates under plugins/" >&2
+  exit 1
+fi
+
+# One cargo call builds them all (each crate generates the glue of its own world).
+cargo build --release --target wasm32-wasip2 "${crates[@]/#/-p=}"
+
+built=()
+for crate in "${crates[@]}"; do
+  wasm="$target_dir/wasm32-wasip2/release/${crate//-/_}.wasm"
+  if [ ! -s "$wasm" ]; then
+    echo "build-plugins: cargo did not produce $wasm" >&2
+    exit 1
+  fi
+  cp "$wasm" "$out/$crate.wasm.part"
+  mv "$out/$crate.wasm.part" "$out/$crate.wasm"
+  built+=("$crate")
+done
+
+echo "build-plugins: ${#built[@]} components in $out:"
+for crate in "${built[@]}"; do
+  echo "  $out/$crate.wasm"
+done

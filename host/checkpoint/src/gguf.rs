@@ -633,6 +633,20 @@ fn f16_at(bytes: &[u8], at: usize) -> f32 {
     half::f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
 }
 
+/// Dequantises raw tensor data of `ggml_type` (whole blocks) to f32.
+pub fn dequantize_blocks(ggml_type: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, CheckpointError> {
+    let block_bytes = ggml_type.block_bytes() as usize;
+    if bytes.len() % block_bytes != 0 {
+        return Err(CheckpointError::InvalidConfig(format!(
+            "{} bytes is not a whole number of {ggml_type:?} blocks of {block_bytes} bytes",
+            bytes.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(bytes.len() / block_bytes * ggml_type.block_size() as usize);
+    dequantize_into(ggml_type, bytes, &mut out);
+    Ok(out)
+}
+
 /// Dequantises whole blocks of `ggml_type` from `bytes` onto `out`.
 fn dequantize_into(ggml_type: GgmlType, bytes: &[u8], out: &mut Vec<f32>) {
     let block_bytes = ggml_type.block_bytes() as usize;

@@ -253,3 +253,74 @@ fn transformers_5_rope_parameters_with_llama3_scaling_parse() {
         Architecture::Llama
     );
 }
+
+#[test]
+fn saved_tiny_models_load_back_identically() {
+    let dpo = read_json(&reference_dir().join("tiny/dpo.json"));
+    let pair = &dpo["pairs"][0];
+    let messages: Vec<Message> = serde_json::from_value(pair["messages"].clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["llama", "llama3", "qwen2"] {
+        let ckpt = load(name);
+        let out = dir.path().join(name);
+        ponder_checkpoint::save_hf_dir(
+            &out,
+            &ckpt.config,
+            &ckpt.weights,
+            &ckpt.tokenizer,
+            ckpt.chat_template.as_ref(),
+        )
+        .unwrap();
+        let back = Checkpoint::load(&out).unwrap();
+        assert_eq!(back.config, ckpt.config, "{name}");
+        assert_eq!(back.weights, ckpt.weights, "{name}");
+        assert_eq!(
+            back.encode_chat(&messages, true).unwrap(),
+            ids(&pair["prompt_ids"]),
+            "{name}"
+        );
+        assert_eq!(
+            back.tokenizer.to_json().unwrap(),
+            ckpt.tokenizer.to_json().unwrap(),
+            "{name}"
+        );
+
+        let python = std::env::var_os("PONDER_PEER_PYTHON")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/tmp/peers/venv/bin/python".into());
+        if name == "qwen2" && python.is_file() {
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/check_hf_load.py");
+            let output = std::process::Command::new(&python)
+                .arg(&script)
+                .arg(&out)
+                .env("HF_HUB_OFFLINE", "1")
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn saving_refuses_weights_that_do_not_fit_the_config() {
+    let ckpt = load("llama");
+    let mut weights = ckpt.weights.clone();
+    let _ = weights.take("model.layers.1.mlp.up_proj.weight").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("broken");
+    let err = ponder_checkpoint::save_hf_dir(&out, &ckpt.config, &weights, &ckpt.tokenizer, None)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("model.layers.1.mlp.up_proj.weight"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written on error");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -636,7 +636,7 @@ fn f16_at(bytes: &[u8], at: usize) -> f32 {
 /// Dequantises raw tensor data of `ggml_type` (whole blocks) to f32.
 pub fn dequantize_blocks(ggml_type: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, CheckpointError> {
     let block_bytes = ggml_type.block_bytes() as usize;
-    if bytes.len() % block_bytes != 0 {
+    if !bytes.len().is_multiple_of(block_bytes) {
         return Err(CheckpointError::InvalidConfig(format!(
             "{} bytes is not a whole number of {ggml_type:?} blocks of {block_bytes} bytes",
             bytes.len()

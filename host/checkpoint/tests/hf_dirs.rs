@@ -324,3 +324,36 @@ fn saving_refuses_weights_that_do_not_fit_the_config() {
     assert!(!out.exists(), "nothing is written on error");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn bos_is_added_exactly_once_whether_or_not_the_template_writes_it() {
+    let base = load("llama");
+    let mut ckpt = base.clone();
+    let special = ckpt.tokenizer.special_tokens_mut();
+    special.bos = Some("<|endoftext|>".into());
+    special.add_bos_token = true;
+    let messages = [Message::new("user", "Hi")];
+    let llama3_style = "{{- bos_token }}{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\n' + message['content'] | trim + '<|im_end|>' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}";
+    let without_bos = "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\n' + message['content'] | trim + '<|im_end|>' }}{%- endfor %}";
+    for source in [llama3_style, without_bos] {
+        ckpt.chat_template = Some(
+            ponder_checkpoint::ChatTemplate::new(source, Some("<|endoftext|>"), Some("<|im_end|>"))
+                .unwrap(),
+        );
+        let ids = ckpt.encode_chat(&messages, true).unwrap();
+        assert_eq!(ids[0], 0, "{source}");
+        assert_eq!(
+            ids.iter().filter(|&&id| id == 0).count(),
+            1,
+            "{source}: {ids:?}"
+        );
+    }
+    // SmolLM2 itself wants no BOS: the prompt starts with the template's <|im_start|>.
+    assert!(!base.tokenizer.special_tokens().add_bos_token);
+    assert_eq!(base.encode_chat(&messages, true).unwrap()[0], 1);
+
+    let mut no_template = base.clone();
+    no_template.chat_template = None;
+    let err = no_template.encode_chat(&messages, true).unwrap_err();
+    assert!(matches!(err, CheckpointError::NoChatTemplate), "{err}");
+}

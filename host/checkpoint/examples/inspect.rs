@@ -21,8 +21,14 @@ fn main() {
     let elapsed = start.elapsed();
     let parameters: usize = checkpoint.weights.iter().map(|(_, t)| t.numel()).sum();
     println!("{:#?}", checkpoint.config);
-    println!("tensors: {}, parameters: {parameters}", checkpoint.weights.len());
-    println!("special tokens: {:?}", checkpoint.tokenizer.special_tokens());
+    println!(
+        "tensors: {}, parameters: {parameters}",
+        checkpoint.weights.len()
+    );
+    println!(
+        "special tokens: {:?}",
+        checkpoint.tokenizer.special_tokens()
+    );
     println!("end of turn: {:?}", checkpoint.end_of_turn_id());
     println!("chat template: {}", checkpoint.chat_template.is_some());
     println!("loaded in {:.3} s", elapsed.as_secs_f64());

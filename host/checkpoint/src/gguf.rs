@@ -884,16 +884,18 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         }
     };
     if let Some(info) = gguf.tensor_info("rope_freqs.weight") {
-        // Llama 3.1+ GGUFs store llama3 scaling as per-frequency factors; the largest is the
-        // scaling factor. The converter drops the other parameters, so use Llama 3.1's.
+        // Llama 3.1+ GGUFs store llama3 scaling as per-frequency factors, dropping the
+        // parameters; recover them, accepting only parameters that reproduce every factor.
         let factors = gguf.dequantize(info)?;
-        let factor = factors.data.iter().copied().fold(1.0f32, f32::max);
-        rope_scaling = Some(RopeScaling::Llama3 {
-            factor: f64::from(factor),
-            low_freq_factor: 1.0,
-            high_freq_factor: 4.0,
-            original_max_position_embeddings: 8192,
-        });
+        let theta = gguf.meta_f64(&key("rope.freq_base"))?.unwrap_or(10000.0);
+        rope_scaling = Some(
+            llama3_scaling_from_factors(&factors.data, theta, head_dim).ok_or_else(|| {
+                CheckpointError::Unsupported(format!(
+                    "{}: rope_freqs.weight does not match llama3 rope scaling",
+                    gguf.path.display()
+                ))
+            })?,
+        );
     }
     let bos_token_id = gguf.meta_token_id("tokenizer.ggml.bos_token_id", vocab_size)?;
     let mut eos_token_ids = Vec::new();
@@ -924,6 +926,67 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         bos_token_id,
         eos_token_ids,
     })
+}
+
+/// The factors llama.cpp's converter stores in `rope_freqs.weight` for llama3 rope scaling.
+fn llama3_factors(scaling: &RopeScaling, theta: f64, head_dim: usize) -> Vec<f64> {
+    let RopeScaling::Llama3 {
+        factor,
+        low_freq_factor,
+        high_freq_factor,
+        original_max_position_embeddings,
+    } = *scaling
+    else {
+        return Vec::new();
+    };
+    let original = original_max_position_embeddings as f64;
+    let low_freq_wavelen = original / low_freq_factor;
+    let high_freq_wavelen = original / high_freq_factor;
+    (0..head_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64);
+            let wavelen = 2.0 * std::f64::consts::PI / freq;
+            if wavelen < high_freq_wavelen {
+                1.0
+            } else if wavelen > low_freq_wavelen {
+                factor
+            } else {
+                let smooth =
+                    (original / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
+}
+
+/// Llama3 rope scaling parameters that reproduce `factors`: the largest factor is the scale;
+/// the others are searched among the values Llama 3.x releases use.
+fn llama3_scaling_from_factors(
+    factors: &[f32],
+    theta: f64,
+    head_dim: usize,
+) -> Option<RopeScaling> {
+    let factor = f64::from(factors.iter().copied().fold(1.0f32, f32::max));
+    for original_max_position_embeddings in [8192, 4096, 16384, 2048, 32768] {
+        for (low_freq_factor, high_freq_factor) in [(1.0, 4.0), (1.0, 2.0), (2.0, 4.0)] {
+            let candidate = RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            };
+            let expected = llama3_factors(&candidate, theta, head_dim);
+            let matches = expected.len() == factors.len()
+                && expected
+                    .iter()
+                    .zip(factors)
+                    .all(|(e, &f)| (e - f64::from(f)).abs() <= 1e-3 * e.abs().max(1.0));
+            if matches {
+                return Some(candidate);
+            }
+        }
+    }
+    None
 }
 
 /// The tokenizer described by the GGUF metadata (byte-level BPE).
@@ -1080,6 +1143,31 @@ mod tests {
         // Row 1 of head 0 in GGUF order is HF row 4 (i = 1, r = 0): the rotary pairs interleave.
         assert_eq!(permuted[cols..2 * cols], original[4 * cols..5 * cols]);
         assert_eq!(unpermute_rows(&permuted, rows, n_head).unwrap(), original);
+    }
+
+    #[test]
+    fn llama3_scaling_is_recovered_from_rope_freqs() {
+        let scaling = RopeScaling::Llama3 {
+            factor: 32.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192,
+        };
+        let factors: Vec<f32> = llama3_factors(&scaling, 500000.0, 64)
+            .iter()
+            .map(|&f| f as f32)
+            .collect();
+        assert!(
+            factors.iter().any(|&f| f > 1.0 && f < 32.0),
+            "some smoothed factors"
+        );
+        assert_eq!(
+            llama3_scaling_from_factors(&factors, 500000.0, 64),
+            Some(scaling)
+        );
+        let mut wrong = factors.clone();
+        wrong[5] *= 1.5;
+        assert_eq!(llama3_scaling_from_factors(&wrong, 500000.0, 64), None);
     }
 
     #[test]

@@ -151,6 +151,16 @@ fn a_well_formed_small_file_parses_and_dequantises() {
 }
 
 #[test]
+fn version_2_files_parse_like_version_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = small_file();
+    bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
+    let file = GgufFile::open(&write(dir.path(), "v2.gguf", &bytes)).unwrap();
+    assert_eq!(file.version, 2);
+    assert_eq!(file.tensors.len(), 2);
+}
+
+#[test]
 fn every_truncation_is_an_error_not_a_panic() {
     let bytes = small_file();
     let dir = tempfile::tempdir().unwrap();

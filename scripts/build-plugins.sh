@@ -28,7 +28,9 @@ if [ ${#crates[@]} -eq 0 ]; then
 fi
 
 # One cargo call builds them all (each crate generates the glue of its own world).
-cargo build --release --target wasm32-wasip2 "${crates[@]/#/-p=}"
+# Stripping the debug info of the workspace's release profile shrinks components ~10x (3 MB to
+# 0.2-0.5 MB), which is what the host compiles on first load.
+CARGO_PROFILE_RELEASE_STRIP=debuginfo cargo build --release --target wasm32-wasip2 "${crates[@]/#/-p=}"
 
 built=()
 for crate in "${crates[@]}"; do

@@ -220,6 +220,23 @@ mod tests {
     }
 
     #[test]
+    fn every_bundled_dataset_row_has_known_constraints() {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        let mut rows = 0;
+        for file in ["train.jsonl", "eval.jsonl"] {
+            let text = std::fs::read_to_string(data.join(file)).unwrap();
+            for line in text.lines().filter(|line| !line.trim().is_empty()) {
+                let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                let metadata = row["metadata"].to_string();
+                let constraints = constraints_of(&request(&metadata, &[])).unwrap();
+                assert!(!constraints.is_empty());
+                rows += 1;
+            }
+        }
+        assert!(rows > 0);
+    }
+
+    #[test]
     fn bad_mode_is_invalid_config() {
         let error = ConstraintsJudge::configure(r#"{"mode": "lenient"}"#).unwrap_err();
         assert!(error.to_string().contains("mode"), "{error}");

@@ -1,7 +1,9 @@
 //! Pointwise LLM judge: the judge model rates each response on a 1-10 rubric, and the score is
-//! the expected rating under the model's distribution over the ten rating tokens — the softmax of
-//! the `choice-logprobs` of `"1"` … `"10"` after the prefix `Rating: ` — rather than one sampled
-//! rating. All requests go to the model in one batched call.
+//! the expected rating under the model's distribution over the ten ratings — the softmax of the
+//! `choice-logprobs` of `"1/10"` … `"10/10"` after the prefix `Rating: ` — rather than one sampled
+//! rating. (The `/10` makes the ten continuations mutually exclusive: bare `"1"` would also count
+//! the probability of every `"10"` that starts with it.) All requests go to the model in one
+//! batched call.
 //!
 //! Configuration:
 //! - `model` (string, required): the judge model's name in the manifest's `[models]` table.
@@ -19,7 +21,7 @@ response provided by an AI assistant to the user question displayed below. Consi
 helpfulness, relevance, accuracy, depth, creativity, and level of detail of the response, and \
 whether it follows the user's instructions. Rate the response on a scale of 1 to 10: 1 means \
 useless or wrong, 5 means acceptable with clear flaws, 10 means excellent. Reply with the rating \
-only, in the format \"Rating: N\".";
+only, in the format \"Rating: N/10\".";
 
 /// The judge's configuration.
 #[derive(Debug, Deserialize)]
@@ -34,9 +36,9 @@ fn default_prefix() -> String {
     "Rating: ".to_string()
 }
 
-/// The rating choices `"1"` … `"10"`.
+/// The rating choices `"1/10"` … `"10/10"`.
 pub fn choices() -> Vec<String> {
-    (1..=10).map(|rating| rating.to_string()).collect()
+    (1..=10).map(|rating| format!("{rating}/10")).collect()
 }
 
 /// The expected rating (1-10) under the softmax of the choices' log-probabilities; `None` when
@@ -154,6 +156,7 @@ mod tests {
                 .map(|request| {
                     assert_eq!(request.prefix, "Rating: ");
                     assert_eq!(request.choices.len(), 10);
+                    assert_eq!(request.choices[9], "10/10");
                     let content = &request.messages[1].content;
                     let start = content.find("Answer]\n").unwrap() + "Answer]\n".len();
                     let end = content.find("\n[The End").unwrap();

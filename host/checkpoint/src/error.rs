@@ -57,6 +57,16 @@ pub enum CheckpointError {
         /// What is wrong.
         message: String,
     },
+    /// A GGUF metadata value the loader needs is missing or has the wrong type.
+    #[error("{}: GGUF metadata {key} {message}", path.display())]
+    GgufMetadata {
+        /// The file concerned.
+        path: PathBuf,
+        /// The metadata key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A tensor the model needs is not in the checkpoint.
     #[error("tensor {0} is missing from the checkpoint")]
     MissingTensor(String),

@@ -443,6 +443,14 @@ impl GgufFile {
         HostTensor::new(info.shape(), data)
     }
 
+    fn metadata_error(&self, key: &str, message: impl Into<String>) -> CheckpointError {
+        CheckpointError::GgufMetadata {
+            path: self.path.clone(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
     fn meta_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(MetadataValue::as_str)
     }
@@ -450,19 +458,18 @@ impl GgufFile {
     fn meta_u64(&self, key: &str) -> Result<Option<u64>, CheckpointError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                self.error(0, format!("metadata {key} must be a non-negative integer"))
-            }),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.metadata_error(key, "must be a non-negative integer")),
         }
     }
 
     fn meta_usize(&self, key: &str) -> Result<usize, CheckpointError> {
         match self.meta_u64(key)? {
-            Some(0) => Err(self.error(0, format!("metadata {key} must be positive"))),
-            Some(v) => {
-                usize::try_from(v).map_err(|_| self.error(0, format!("metadata {key} too large")))
-            }
-            None => Err(self.error(0, format!("missing metadata {key}"))),
+            Some(0) => Err(self.metadata_error(key, "must be positive")),
+            Some(v) => usize::try_from(v).map_err(|_| self.metadata_error(key, "is too large")),
+            None => Err(self.metadata_error(key, "is missing")),
         }
     }
 
@@ -473,7 +480,7 @@ impl GgufFile {
                 .as_f64()
                 .filter(|x| x.is_finite())
                 .map(Some)
-                .ok_or_else(|| self.error(0, format!("metadata {key} must be a number"))),
+                .ok_or_else(|| self.metadata_error(key, "must be a number")),
         }
     }
 
@@ -481,13 +488,13 @@ impl GgufFile {
         let items = self
             .get(key)
             .and_then(MetadataValue::as_array)
-            .ok_or_else(|| self.error(0, format!("metadata {key} must be an array of strings")))?;
+            .ok_or_else(|| self.metadata_error(key, "must be an array of strings"))?;
         items
             .iter()
             .map(|v| {
                 v.as_str()
                     .map(str::to_string)
-                    .ok_or_else(|| self.error(0, format!("metadata {key} must hold strings")))
+                    .ok_or_else(|| self.metadata_error(key, "must hold strings"))
             })
             .collect()
     }
@@ -496,9 +503,9 @@ impl GgufFile {
         match self.meta_u64(key)? {
             None => Ok(None),
             Some(id) if (id as usize) < vocab => Ok(Some(id as u32)),
-            Some(id) => Err(self.error(
-                0,
-                format!("metadata {key} = {id} is outside the vocabulary of {vocab}"),
+            Some(id) => Err(self.metadata_error(
+                key,
+                format!("= {id} is outside the vocabulary of {vocab} tokens"),
             )),
         }
     }
@@ -838,7 +845,7 @@ pub fn unpermute_rows(data: &[f32], rows: usize, n_head: usize) -> Option<Vec<f3
 fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, CheckpointError> {
     let arch_name = gguf
         .meta_str("general.architecture")
-        .ok_or_else(|| gguf.error(0, "missing metadata general.architecture"))?;
+        .ok_or_else(|| gguf.metadata_error("general.architecture", "is missing"))?;
     let architecture = match arch_name {
         "llama" => Architecture::Llama,
         "qwen2" => Architecture::Qwen2,
@@ -857,7 +864,10 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         None => num_attention_heads,
     };
     if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
-        return Err(gguf.error(0, format!("head_count {num_attention_heads} is not a multiple of head_count_kv {num_key_value_heads}")));
+        return Err(gguf.metadata_error(
+            &key("attention.head_count_kv"),
+            format!("{num_key_value_heads} does not divide head_count {num_attention_heads}"),
+        ));
     }
     let head_dim = match gguf.meta_u64(&key("attention.key_length"))? {
         Some(d) if d > 0 => d as usize,
@@ -872,9 +882,12 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
     let mut rope_scaling = match gguf.meta_str(&key("rope.scaling.type")) {
         None | Some("none") => None,
         Some("linear") => Some(RopeScaling::Linear {
-            factor: gguf
-                .meta_f64(&key("rope.scaling.factor"))?
-                .ok_or_else(|| gguf.error(0, "linear rope scaling without rope.scaling.factor"))?,
+            factor: gguf.meta_f64(&key("rope.scaling.factor"))?.ok_or_else(|| {
+                gguf.metadata_error(
+                    &key("rope.scaling.factor"),
+                    "is missing for linear rope scaling",
+                )
+            })?,
         }),
         Some(other) => {
             return Err(CheckpointError::Unsupported(format!(
@@ -1004,11 +1017,13 @@ fn tokenizer(gguf: &GgufFile) -> Result<Tokenizer, CheckpointError> {
         None => Vec::new(),
         Some(v) => v
             .as_array()
-            .ok_or_else(|| gguf.error(0, "tokenizer.ggml.token_type must be an array"))?
+            .ok_or_else(|| gguf.metadata_error("tokenizer.ggml.token_type", "must be an array"))?
             .iter()
             .map(|t| t.as_i64().and_then(|t| i32::try_from(t).ok()))
             .collect::<Option<Vec<i32>>>()
-            .ok_or_else(|| gguf.error(0, "tokenizer.ggml.token_type must hold integers"))?,
+            .ok_or_else(|| {
+                gguf.metadata_error("tokenizer.ggml.token_type", "must hold integers")
+            })?,
     };
     let pre = gguf.meta_str("tokenizer.ggml.pre").unwrap_or("default");
     let token_text = |key: &str| -> Result<Option<String>, CheckpointError> {
@@ -1107,7 +1122,7 @@ fn tokenizer_vocab_len(gguf: &GgufFile) -> Result<usize, CheckpointError> {
     gguf.get("tokenizer.ggml.tokens")
         .and_then(MetadataValue::as_array)
         .map(<[MetadataValue]>::len)
-        .ok_or_else(|| gguf.error(0, "missing metadata tokenizer.ggml.tokens"))
+        .ok_or_else(|| gguf.metadata_error("tokenizer.ggml.tokens", "is missing"))
 }
 
 #[cfg(test)]

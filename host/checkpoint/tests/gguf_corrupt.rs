@@ -283,3 +283,24 @@ fn a_file_that_is_not_a_model_is_a_clean_checkpoint_error() {
     let err = ponder_checkpoint::Checkpoint::load(&path).unwrap_err();
     assert!(err.to_string().contains("magic"), "{err}");
 }
+
+#[test]
+fn missing_model_metadata_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = Builder::default()
+        .kv_str("general.architecture", "llama")
+        .kv_str("tokenizer.ggml.model", "gpt2")
+        .kv_str("tokenizer.ggml.pre", "smollm")
+        .kv_str_array("tokenizer.ggml.tokens", &["a", "b", "ab"])
+        .kv_str_array("tokenizer.ggml.merges", &["a b"])
+        .kv_u32("llama.block_count", 1)
+        .build();
+    let path = write(dir.path(), "partial.gguf", &bytes);
+    match ponder_checkpoint::Checkpoint::load(&path).unwrap_err() {
+        CheckpointError::GgufMetadata { key, path: p, .. } => {
+            assert_eq!(key, "llama.embedding_length");
+            assert_eq!(p, path);
+        }
+        other => panic!("expected a metadata error, got {other}"),
+    }
+}

@@ -357,3 +357,33 @@ fn bos_is_added_exactly_once_whether_or_not_the_template_writes_it() {
     let err = no_template.encode_chat(&messages, true).unwrap_err();
     assert!(matches!(err, CheckpointError::NoChatTemplate), "{err}");
 }
+
+#[test]
+fn chat_template_comes_from_tokenizer_config_as_a_string_or_named_list() {
+    let source_dir = tiny("llama");
+    let template = std::fs::read_to_string(source_dir.join("chat_template.jinja")).unwrap();
+    let mut config = read_json(&source_dir.join("tokenizer_config.json"));
+    let messages = [Message::new("user", "Hi")];
+    let expected = load("llama").encode_chat(&messages, true).unwrap();
+    let forms = [
+        serde_json::json!(template),
+        serde_json::json!([
+            {"name": "tool_use", "template": "{{ raise_exception('not this one') }}"},
+            {"name": "default", "template": template},
+        ]),
+    ];
+    for form in forms {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(source_dir.join(file), dir.path().join(file)).unwrap();
+        }
+        config["chat_template"] = form.clone();
+        std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
+        let ckpt = Checkpoint::load(dir.path()).unwrap();
+        assert_eq!(
+            ckpt.encode_chat(&messages, true).unwrap(),
+            expected,
+            "{form}"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! ponder's DPO trainer.
+//!
+//! Preference pairs (JSONL rows of chat-message prompts with chosen and rejected completions) are
+//! tokenised with the policy's chat template; the reference model's sequence log-probs are computed
+//! once per run (and cached on disk); the policy is trained with a DPO-family loss
+//! ([`loss`]), AdamW with PyTorch's defaults and global-norm clipping ([`optim`]), warm-up and
+//! decay ([`schedule`]), gradient accumulation and seeded shuffles ([`data`]). Checkpoints are
+//! Hugging Face directories written through `ponder_checkpoint::save_hf_dir`; runs resume from
+//! the newest complete checkpoint.
+
+pub mod data;
+pub mod error;
+pub mod io;
+pub mod logps;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod reference;
+pub mod schedule;
+pub mod train;
+
+pub use data::{BatchSize, PairRow, TokenizedPair, read_pairs, tokenize_pairs};
+pub use error::TrainError;
+pub use loss::{LossConfig, LossKind, LossOutput, PairLogps, preference_loss};
+pub use optim::{AdamW, AdamWConfig, GradientAccumulator};
+pub use schedule::{Schedule, ScheduleKind};
+pub use train::{
+    BatchSizeConfig, DpoConfig, DpoJob, DpoOutcome, EvalHook, TrainableModel, train_dpo,
+};

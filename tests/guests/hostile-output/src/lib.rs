@@ -1,4 +1,4 @@
-//! Hostile thought template for the runtime's tests: `render` returns a multi-gigabyte message
+//! Hostile thought template for the runtime's tests: `render` returns a message of almost 2 GiB
 //! when the instruction is `attack`.
 
 wit_bindgen::generate!({
@@ -21,7 +21,12 @@ impl Guest for Hostile {
             .first()
             .is_some_and(|first| first.content == "attack")
         {
-            let huge = "x".repeat(3 << 30);
+            // Grows towards 2 GiB (the largest allocation wasm32 allows) a mebibyte at a time.
+            let chunk = "x".repeat(1 << 20);
+            let mut huge = String::new();
+            while huge.len() + chunk.len() < isize::MAX as usize {
+                huge.push_str(&chunk);
+            }
             return Ok(vec![Message {
                 role: "user".to_string(),
                 content: huge,

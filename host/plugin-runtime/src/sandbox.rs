@@ -1,0 +1,465 @@
+//! The per-instance state of a sandboxed plugin: a WASI context with nothing in it (no preopened
+//! directories, no sockets, no environment, no arguments, a fixed clock, a seeded random source,
+//! stdout/stderr captured into the log), the memory cap, the per-call clock behind the epoch
+//! deadline, and the host side of the `log` and `models` imports.
+
+use crate::bindings::{log, models, types};
+use crate::capability::{self, ModelAccess, ModelAccessError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Severity of a log record, as in the WIT `log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Very detailed tracing.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected, worked around.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Where plugin log records, stdout and stderr go.
+pub trait LogSink: Send + Sync {
+    /// Records one message of `plugin`.
+    fn record(&self, plugin: &str, level: LogLevel, message: &str);
+}
+
+/// Writes records at or above a level to the process's stderr as `[plugin NAME] LEVEL: text`.
+#[derive(Debug, Clone, Copy)]
+pub struct StderrLog {
+    /// Records below this level are dropped.
+    pub min_level: LogLevel,
+}
+
+impl LogSink for StderrLog {
+    fn record(&self, plugin: &str, level: LogLevel, message: &str) {
+        if level >= self.min_level {
+            eprintln!("[plugin {plugin}] {}: {message}", level.name());
+        }
+    }
+}
+
+/// Bytes of log text (records, stdout and stderr together) one call may produce before further
+/// records are dropped.
+const LOG_BUDGET_PER_CALL: usize = 64 * 1024;
+/// Capacity of the captured stdout and of stderr of one instance; writes past it fail.
+const PIPE_CAPACITY: usize = 1024 * 1024;
+/// Period of the epoch ticker.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// The fixed wall-clock time plugins see: 2024-01-01T00:00:00Z.
+const FIXED_WALL_CLOCK: Duration = Duration::from_secs(1_704_067_200);
+
+/// Memory cap of one instance. Growing past it traps at once (rather than returning -1 from
+/// `memory.grow`) so the cause is known precisely.
+pub(crate) struct MemoryLimiter {
+    cap_bytes: usize,
+    /// Set when a growth was refused: the size that was asked for.
+    pub(crate) refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap_bytes {
+            self.refused = Some(desired);
+            return Err(wasmtime::Error::msg(format!(
+                "memory cap exceeded: asked for {desired} bytes, cap {} bytes",
+                self.cap_bytes
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The clock of the current call, behind the epoch deadline. Time spent inside host model calls
+/// does not count: a judge waiting for the model is not the plugin being slow.
+pub(crate) struct CallClock {
+    started: Instant,
+    in_host: Duration,
+    timeout: Duration,
+    /// Set when the deadline interrupted the call.
+    pub(crate) timed_out: bool,
+}
+
+impl CallClock {
+    fn remaining(&self) -> Option<Duration> {
+        let spent = self.started.elapsed().saturating_sub(self.in_host);
+        self.timeout
+            .checked_sub(spent)
+            .filter(|left| !left.is_zero())
+    }
+}
+
+/// Epoch ticks covering `duration` (at least one).
+pub(crate) fn ticks(duration: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(duration.as_nanos().div_ceil(tick))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// What a plugin may do with `models`.
+#[derive(Clone)]
+pub(crate) enum ModelsGrant {
+    /// The manifest did not grant it: every call returns `not-granted`.
+    NotGranted,
+    /// Granted; `None` when this host serves no models (e.g. `ponder plugins run`).
+    Granted(Option<Arc<dyn ModelAccess>>),
+}
+
+/// Everything a sandboxed instance's store holds.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) clock: CallClock,
+    plugin: Arc<str>,
+    log: Arc<dyn LogSink>,
+    models: ModelsGrant,
+    log_budget: usize,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    stdout_logged: usize,
+    stderr_logged: usize,
+    /// What the plugin wrote to stderr during the current call (bounded), for trap messages.
+    pub(crate) stderr_of_call: String,
+}
+
+/// Settings of a new sandboxed store.
+pub(crate) struct SandboxSettings {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) log: Arc<dyn LogSink>,
+    pub(crate) models: ModelsGrant,
+    pub(crate) memory_cap_bytes: usize,
+    pub(crate) seed: u64,
+}
+
+/// SplitMix64: expands the seed into the bytes of the deterministic random source.
+fn seeded_bytes(seed: u64, count: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::with_capacity(count + 8);
+    while bytes.len() < count {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        bytes.extend_from_slice(&z.to_le_bytes());
+    }
+    bytes.truncate(count);
+    bytes
+}
+
+struct FixedWallClock;
+
+impl wasmtime_wasi::HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        FIXED_WALL_CLOCK
+    }
+}
+
+struct FixedMonotonicClock;
+
+impl wasmtime_wasi::HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// A store with an empty WASI context, the memory cap, and the per-call deadline callback.
+pub(crate) fn new_store(engine: &wasmtime::Engine, settings: SandboxSettings) -> Store<HostState> {
+    let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
+    let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .wall_clock(FixedWallClock)
+        .monotonic_clock(FixedMonotonicClock)
+        .secure_random(wasmtime_wasi::Deterministic::new(seeded_bytes(
+            settings.seed,
+            4096,
+        )))
+        .insecure_random(wasmtime_wasi::Deterministic::new(seeded_bytes(
+            settings.seed ^ 0x5EED,
+            4096,
+        )))
+        .insecure_random_seed(u128::from(settings.seed))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    let state = HostState {
+        wasi: builder.build(),
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter {
+            cap_bytes: settings.memory_cap_bytes,
+            refused: None,
+        },
+        clock: CallClock {
+            started: Instant::now(),
+            in_host: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            timed_out: false,
+        },
+        plugin: settings.plugin,
+        log: settings.log,
+        models: settings.models,
+        log_budget: LOG_BUDGET_PER_CALL,
+        stdout,
+        stderr,
+        stdout_logged: 0,
+        stderr_logged: 0,
+        stderr_of_call: String::new(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.epoch_deadline_callback(|mut context| {
+        let clock = &mut context.data_mut().clock;
+        match clock.remaining() {
+            Some(left) => Ok(UpdateDeadline::Continue(ticks(left))),
+            None => {
+                clock.timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            }
+        }
+    });
+    store
+}
+
+impl HostState {
+    /// Resets the per-call state before a call with the given time limit.
+    pub(crate) fn begin_call(&mut self, timeout: Duration) {
+        self.clock = CallClock {
+            started: Instant::now(),
+            in_host: Duration::ZERO,
+            timeout,
+            timed_out: false,
+        };
+        self.limiter.refused = None;
+        self.log_budget = LOG_BUDGET_PER_CALL;
+        self.stderr_of_call.clear();
+    }
+
+    /// Moves what the plugin wrote to stdout/stderr since the last time into the log.
+    pub(crate) fn flush_output(&mut self) {
+        let stdout = self.stdout.contents();
+        if stdout.len() > self.stdout_logged {
+            let text = String::from_utf8_lossy(&stdout[self.stdout_logged..]).into_owned();
+            self.stdout_logged = stdout.len();
+            self.emit_lines(LogLevel::Info, "stdout", &text);
+        }
+        let stderr = self.stderr.contents();
+        if stderr.len() > self.stderr_logged {
+            let text = String::from_utf8_lossy(&stderr[self.stderr_logged..]).into_owned();
+            self.stderr_logged = stderr.len();
+            let room = 4096usize.saturating_sub(self.stderr_of_call.len());
+            self.stderr_of_call.extend(text.chars().take(room));
+            self.emit_lines(LogLevel::Warn, "stderr", &text);
+        }
+    }
+
+    fn emit_lines(&mut self, level: LogLevel, stream: &str, text: &str) {
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            self.emit(level, &format!("{stream}: {line}"));
+        }
+    }
+
+    fn emit(&mut self, level: LogLevel, message: &str) {
+        if self.log_budget == 0 {
+            return;
+        }
+        if message.len() > self.log_budget {
+            self.log_budget = 0;
+            self.log.record(
+                &self.plugin,
+                LogLevel::Warn,
+                "log budget of this call used up; further records dropped",
+            );
+            return;
+        }
+        self.log_budget -= message.len();
+        self.log.record(&self.plugin, level, message);
+    }
+
+    /// Runs a model call, its time excluded from the plugin's deadline.
+    fn with_models<R>(
+        &mut self,
+        call: impl FnOnce(&dyn ModelAccess) -> Result<R, ModelAccessError>,
+    ) -> Result<R, models::ModelError> {
+        let access = match &self.models {
+            ModelsGrant::NotGranted => return Err(models::ModelError::NotGranted),
+            ModelsGrant::Granted(None) => {
+                return Err(models::ModelError::Failed(
+                    "this host serves no models (no model is loaded in this command)".to_string(),
+                ));
+            }
+            ModelsGrant::Granted(Some(access)) => Arc::clone(access),
+        };
+        let started = Instant::now();
+        let result = call(access.as_ref());
+        self.clock.in_host += started.elapsed();
+        result.map_err(|error| match error {
+            ModelAccessError::UnknownModel(name) => models::ModelError::UnknownModel(name),
+            ModelAccessError::InvalidRequest(text) => models::ModelError::InvalidRequest(text),
+            ModelAccessError::Unsupported(text) => models::ModelError::Unsupported(text),
+            ModelAccessError::Failed(text) => models::ModelError::Failed(text),
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => LogLevel::Trace,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Error => LogLevel::Error,
+        };
+        self.emit(level, &message);
+    }
+}
+
+fn message(message: types::Message) -> capability::Message {
+    capability::Message {
+        role: message.role,
+        content: message.content,
+    }
+}
+
+fn messages(list: Vec<types::Message>) -> Vec<capability::Message> {
+    list.into_iter().map(message).collect()
+}
+
+impl models::Host for HostState {
+    fn generate(
+        &mut self,
+        model: String,
+        requests: Vec<models::GenerateRequest>,
+    ) -> Result<Vec<String>, models::ModelError> {
+        let requests: Vec<capability::GenerateRequest> = requests
+            .into_iter()
+            .map(|request| capability::GenerateRequest {
+                messages: messages(request.messages),
+                sampling: capability::Sampling {
+                    temperature: request.sampling.temperature,
+                    top_p: request.sampling.top_p,
+                    max_new_tokens: request.sampling.max_new_tokens,
+                    seed: request.sampling.seed,
+                    stop: request.sampling.stop,
+                },
+            })
+            .collect();
+        let count = requests.len();
+        let replies = self.with_models(|access| access.generate(&model, &requests))?;
+        if replies.len() != count {
+            return Err(models::ModelError::Failed(format!(
+                "the host returned {} replies for {count} requests",
+                replies.len()
+            )));
+        }
+        Ok(replies)
+    }
+
+    fn choice_logprobs(
+        &mut self,
+        model: String,
+        requests: Vec<models::ChoiceRequest>,
+    ) -> Result<Vec<Vec<f64>>, models::ModelError> {
+        let requests: Vec<capability::ChoiceRequest> = requests
+            .into_iter()
+            .map(|request| capability::ChoiceRequest {
+                messages: messages(request.messages),
+                prefix: request.prefix,
+                choices: request.choices,
+            })
+            .collect();
+        let count = requests.len();
+        let result = self.with_models(|access| access.choice_logprobs(&model, &requests))?;
+        if result.len() != count {
+            return Err(models::ModelError::Failed(format!(
+                "the host returned {} results for {count} requests",
+                result.len()
+            )));
+        }
+        Ok(result)
+    }
+
+    fn reward(
+        &mut self,
+        model: String,
+        requests: Vec<models::RewardRequest>,
+    ) -> Result<Vec<f64>, models::ModelError> {
+        let requests: Vec<capability::RewardRequest> = requests
+            .into_iter()
+            .map(|request| capability::RewardRequest {
+                messages: messages(request.messages),
+                response: request.response,
+            })
+            .collect();
+        let count = requests.len();
+        let result = self.with_models(|access| access.reward(&model, &requests))?;
+        if result.len() != count {
+            return Err(models::ModelError::Failed(format!(
+                "the host returned {} rewards for {count} requests",
+                result.len()
+            )));
+        }
+        Ok(result)
+    }
+}

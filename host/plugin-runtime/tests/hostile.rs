@@ -1,0 +1,700 @@
+//! The sandbox against hostile plugins, built from source by this harness (like wasmtime's own
+//! tests build their guests): `tests/guests/` is a separate cargo workspace with one small crate
+//! per misbehaviour, built here with
+//! `cargo build --release --target wasm32-wasip2 --target-dir target/guests`.
+//!
+//! Each misbehaviour must end as a `PluginError` naming plugin, call and cause, after which the
+//! same `Plugin` serves a well-behaved call (on a fresh instance).
+//!
+//! The native-plugin tests build `plugins/native-select-best-worst` for the host into
+//! `target/native-plugins` the same way.
+
+use ponder_manifest::{Grant, Limits, PluginSource, PluginSpec, Role};
+use ponder_plugin_runtime::capability::{
+    ChoiceRequest, GenerateRequest, ModelAccess, ModelAccessError, RewardRequest,
+};
+use ponder_plugin_runtime::types::{Candidate, JudgeRequest, Message, Pair};
+use ponder_plugin_runtime::{
+    CacheOutcome, Cause, LogLevel, LogSink, Plugin, PluginError, PluginRuntime, RuntimeOptions,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Builds the hostile guests once per test process; returns their output directory.
+fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = workspace_root();
+        let status = cargo()
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("tests/guests/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join("target/guests"))
+            .status()
+            .expect("running cargo to build the hostile guests");
+        assert!(status.success(), "building tests/guests failed");
+        root.join("target/guests/wasm32-wasip2/release")
+    })
+}
+
+/// Builds the native example plugin once per test process; returns the library's path.
+fn native_library() -> &'static Path {
+    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let root = workspace_root();
+        let target = root.join("target/native-plugins");
+        let status = cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "native-select-best-worst",
+                "--manifest-path",
+            ])
+            .arg(root.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("running cargo to build the native plugin");
+        assert!(status.success(), "building native-select-best-worst failed");
+        target.join("release").join(format!(
+            "{}native_select_best_worst{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ))
+    })
+}
+
+fn guest(name: &str) -> PathBuf {
+    guests().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Collects log records for assertions.
+#[derive(Default)]
+struct CapturedLog(Mutex<Vec<(String, LogLevel, String)>>);
+
+impl LogSink for CapturedLog {
+    fn record(&self, plugin: &str, level: LogLevel, message: &str) {
+        if let Ok(mut records) = self.0.lock() {
+            records.push((plugin.to_string(), level, message.to_string()));
+        }
+    }
+}
+
+/// A deterministic model: replies `"reply to <content>"`; counts calls.
+#[derive(Default)]
+struct EchoModels {
+    calls: Mutex<Vec<String>>,
+}
+
+impl ModelAccess for EchoModels {
+    fn generate(
+        &self,
+        model: &str,
+        requests: &[GenerateRequest],
+    ) -> Result<Vec<String>, ModelAccessError> {
+        if model != "judge" {
+            return Err(ModelAccessError::UnknownModel(model.to_string()));
+        }
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("generate {}", requests.len()));
+        Ok(requests
+            .iter()
+            .map(|request| format!("reply to {}", request.messages[0].content))
+            .collect())
+    }
+
+    fn choice_logprobs(
+        &self,
+        _model: &str,
+        _requests: &[ChoiceRequest],
+    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
+        Err(ModelAccessError::Unsupported("choice-logprobs".into()))
+    }
+
+    fn reward(
+        &self,
+        _model: &str,
+        _requests: &[RewardRequest],
+    ) -> Result<Vec<f64>, ModelAccessError> {
+        Err(ModelAccessError::Unsupported("reward".into()))
+    }
+}
+
+struct Harness {
+    runtime: PluginRuntime,
+    log: Arc<CapturedLog>,
+    models: Arc<EchoModels>,
+    _cache: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let cache = tempfile::tempdir().expect("temporary cache");
+    let log = Arc::new(CapturedLog::default());
+    let models = Arc::new(EchoModels::default());
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        log: log.clone(),
+        models: Some(models.clone()),
+        seed: 7,
+    })
+    .expect("runtime");
+    Harness {
+        runtime,
+        log,
+        models,
+        _cache: cache,
+    }
+}
+
+fn spec(role: Role, name: &str, limits: Limits) -> PluginSpec {
+    let mut spec = PluginSpec::wasm(role, guest(name));
+    spec.limits = limits;
+    spec
+}
+
+fn load(harness: &Harness, role: Role, name: &str, limits: Limits) -> Plugin {
+    harness
+        .runtime
+        .load(&spec(role, name, limits))
+        .unwrap_or_else(|error| panic!("loading {name}: {error}"))
+}
+
+fn request(responses: &[&str]) -> JudgeRequest {
+    JudgeRequest {
+        instruction: vec![Message {
+            role: "user".into(),
+            content: "Say something.".into(),
+        }],
+        responses: responses.iter().map(|text| text.to_string()).collect(),
+        reference: None,
+        metadata: "{}".into(),
+    }
+}
+
+/// The attack must fail with the plugin, the call and a cause; the next call must work.
+fn attack_judge(plugin: &mut Plugin, name: &str) -> PluginError {
+    let error = plugin
+        .judge(&[request(&["attack", "inf"])])
+        .expect_err("the attack must fail");
+    assert_eq!(error.plugin, name.replace('-', "_"));
+    assert_eq!(error.call, "judge");
+    assert_eq!(error.role, Role::Judge);
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "plugin `{}` (judge), call `judge`: ",
+            name.replace('-', "_")
+        )),
+        "{text}"
+    );
+    let outcomes = plugin
+        .judge(&[request(&["ab", "abc"])])
+        .unwrap_or_else(|error| panic!("the call after the attack must work: {error}"));
+    assert_eq!(outcomes, vec![Ok(vec![Some(2.0), Some(3.0)])]);
+    error
+}
+
+#[test]
+fn well_behaved_call_scores_and_instance_is_reused() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-trap", Limits::default());
+    assert_eq!(plugin.info().version, "0.1.0");
+    assert_eq!(plugin.info().cache, Some(CacheOutcome::Compiled));
+    for _ in 0..3 {
+        let outcomes = plugin
+            .judge(&[request(&["a", "abcd"]), request(&[])])
+            .expect("judge");
+        assert_eq!(outcomes, vec![Ok(vec![Some(1.0), Some(4.0)]), Ok(vec![])]);
+    }
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let harness = harness();
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout_ms: 200,
+        ..Limits::default()
+    };
+    let mut plugin = load(&harness, Role::Judge, "hostile-loop", limits);
+    let error = attack_judge(&mut plugin, "hostile-loop");
+    assert_eq!(error.cause, Cause::Deadline { timeout_ms: 200 });
+    assert!(error.to_string().contains("deadline exceeded"), "{error}");
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let harness = harness();
+    let limits = Limits {
+        fuel: 20_000_000,
+        timeout_ms: 600_000,
+        ..Limits::default()
+    };
+    let mut plugin = load(&harness, Role::Judge, "hostile-loop", limits);
+    let error = attack_judge(&mut plugin, "hostile-loop");
+    assert_eq!(error.cause, Cause::OutOfFuel { fuel: 20_000_000 });
+    assert!(error.to_string().contains("out of fuel"), "{error}");
+}
+
+#[test]
+fn allocation_past_the_cap_is_a_memory_error() {
+    let harness = harness();
+    let limits = Limits {
+        memory_mib: 64,
+        ..Limits::default()
+    };
+    let mut plugin = load(&harness, Role::Judge, "hostile-alloc", limits);
+    let error = attack_judge(&mut plugin, "hostile-alloc");
+    match error.cause {
+        Cause::Memory {
+            limit_mib,
+            requested_bytes,
+        } => {
+            assert_eq!(limit_mib, 64);
+            assert!(requested_bytes > 64 << 20, "{requested_bytes}");
+        }
+        other => panic!("expected a memory error, got {other}"),
+    }
+    assert!(error.to_string().contains("memory cap exceeded"), "{error}");
+}
+
+#[test]
+fn deep_recursion_is_a_stack_overflow() {
+    let harness = harness();
+    let mut plugin = load(
+        &harness,
+        Role::Judge,
+        "hostile-recursion",
+        Limits::default(),
+    );
+    let error = attack_judge(&mut plugin, "hostile-recursion");
+    assert_eq!(error.cause, Cause::StackOverflow);
+}
+
+#[test]
+fn multi_gigabyte_output_is_stopped_by_the_memory_cap() {
+    let harness = harness();
+    let mut plugin = load(
+        &harness,
+        Role::Template,
+        "hostile-output",
+        Limits::default(),
+    );
+    let attack = [Message {
+        role: "user".into(),
+        content: "attack".into(),
+    }];
+    let error = plugin
+        .render(&attack)
+        .expect_err("3 GiB must not come back");
+    assert_eq!(error.call, "render");
+    assert!(
+        matches!(error.cause, Cause::Memory { limit_mib: 256, .. }),
+        "{error}"
+    );
+    let normal = [Message {
+        role: "user".into(),
+        content: "hello".into(),
+    }];
+    assert_eq!(
+        plugin.render(&normal).expect("render after the attack"),
+        normal
+    );
+}
+
+#[test]
+fn trap_is_reported_with_its_message() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-trap", Limits::default());
+    let error = attack_judge(&mut plugin, "hostile-trap");
+    match &error.cause {
+        Cause::Trap { message, .. } => assert!(message.contains("unreachable"), "{message}"),
+        other => panic!("expected a trap, got {other}"),
+    }
+}
+
+#[test]
+fn panic_is_a_trap_with_the_panic_message() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-panic", Limits::default());
+    let error = attack_judge(&mut plugin, "hostile-panic");
+    match &error.cause {
+        Cause::Trap { stderr, .. } => {
+            assert!(
+                stderr.contains("hostile judge panicked on purpose"),
+                "{stderr}"
+            )
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
+    let records = harness.log.0.lock().expect("log");
+    assert!(
+        records
+            .iter()
+            .any(|(plugin, level, message)| plugin == "hostile_panic"
+                && *level == LogLevel::Warn
+                && message.contains("hostile judge panicked on purpose")),
+        "the plugin's stderr must reach the log: {records:?}"
+    );
+}
+
+#[test]
+fn non_finite_scores_are_invalid_output() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-nan", Limits::default());
+    let error = attack_judge(&mut plugin, "hostile-nan");
+    match &error.cause {
+        Cause::InvalidOutput(message) => {
+            assert!(message.contains("inf is not finite"), "{message}")
+        }
+        other => panic!("expected invalid output, got {other}"),
+    }
+    let error = plugin.judge(&[request(&["attack", "x"])]).expect_err("NaN");
+    assert!(error.to_string().contains("NaN is not finite"), "{error}");
+}
+
+#[test]
+fn wrong_number_of_scores_is_invalid_output() {
+    let harness = harness();
+    let mut plugin = load(
+        &harness,
+        Role::Judge,
+        "hostile-wrong-length",
+        Limits::default(),
+    );
+    let error = attack_judge(&mut plugin, "hostile-wrong-length");
+    assert_eq!(
+        error.cause,
+        Cause::InvalidOutput("request 0: returned 1 scores for 2 responses".into())
+    );
+}
+
+#[test]
+fn bad_pairs_are_invalid_output() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Selector, "hostile-pairs", Limits::default());
+    let group = |first: f64| {
+        vec![
+            Candidate {
+                score: Some(first),
+                parsed: true,
+                ..Candidate::default()
+            },
+            Candidate::default(),
+            Candidate::default(),
+        ]
+    };
+    for (marker, expected) in [
+        (-1.0, "index out of range"),
+        (-2.0, "chosen and rejected are both candidate 1"),
+        (-3.0, "weight NaN"),
+    ] {
+        let error = plugin
+            .select(&[group(0.5), group(marker)])
+            .expect_err("bad pair");
+        assert_eq!(error.call, "select");
+        let text = error.to_string();
+        assert!(text.contains("group 1, pair 0"), "{text}");
+        assert!(text.contains(expected), "{text}");
+        let pairs = plugin
+            .select(&[group(0.5)])
+            .expect("select after the attack");
+        assert_eq!(
+            pairs,
+            vec![vec![Pair {
+                chosen: 0,
+                rejected: 1,
+                weight: 1.0
+            }]]
+        );
+    }
+}
+
+fn trap_stderr(error: &PluginError) -> &str {
+    match &error.cause {
+        Cause::Trap { stderr, .. } => stderr,
+        other => panic!("expected a trap, got {other}"),
+    }
+}
+
+#[test]
+fn reading_a_file_is_denied() {
+    let harness = harness();
+    let mut plugin = load(
+        &harness,
+        Role::Judge,
+        "hostile-read-file",
+        Limits::default(),
+    );
+    let error = attack_judge(&mut plugin, "hostile-read-file");
+    let stderr = trap_stderr(&error);
+    assert!(stderr.contains("reading /etc/passwd"), "{stderr}");
+    assert!(!stderr.contains("root:"), "file content leaked: {stderr}");
+}
+
+#[test]
+fn opening_a_socket_is_denied() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-socket", Limits::default());
+    let error = attack_judge(&mut plugin, "hostile-socket");
+    let stderr = trap_stderr(&error);
+    assert!(stderr.contains("connecting to 127.0.0.1:80"), "{stderr}");
+}
+
+#[test]
+fn the_environment_is_empty() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-env", Limits::default());
+    let error = attack_judge(&mut plugin, "hostile-env");
+    let stderr = trap_stderr(&error);
+    assert!(stderr.contains("reading $HOME"), "{stderr}");
+    assert!(stderr.contains("NotPresent"), "{stderr}");
+}
+
+#[test]
+fn models_without_a_grant_are_refused() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-models", Limits::default());
+    let error = attack_judge(&mut plugin, "hostile-models");
+    let stderr = trap_stderr(&error);
+    assert!(stderr.contains("NotGranted"), "{stderr}");
+    assert!(
+        harness.models.calls.lock().expect("lock").is_empty(),
+        "an ungranted plugin must never reach the models"
+    );
+}
+
+#[test]
+fn granted_models_are_served_through_the_trait() {
+    let harness = harness();
+    let mut spec = spec(Role::Judge, "hostile-models", Limits::default());
+    spec.grants = vec![Grant::Models];
+    let mut plugin = harness.runtime.load(&spec).expect("load");
+    let outcomes = plugin
+        .judge(&[request(&["attack", "xy"])])
+        .expect("granted model call");
+    // "reply to attack" and "reply to xy".
+    assert_eq!(outcomes, vec![Ok(vec![Some(15.0), Some(11.0)])]);
+    assert_eq!(
+        *harness.models.calls.lock().expect("lock"),
+        vec!["generate 2".to_string()]
+    );
+}
+
+#[test]
+fn granted_models_without_a_model_host_fail_clearly() {
+    let cache = tempfile::tempdir().expect("cache");
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        models: None,
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let mut spec = spec(Role::Judge, "hostile-models", Limits::default());
+    spec.grants = vec![Grant::Models];
+    let mut plugin = runtime.load(&spec).expect("load");
+    let error = attack_judge(&mut plugin, "hostile-models");
+    assert!(trap_stderr(&error).contains("serves no models"), "{error}");
+}
+
+#[test]
+fn wrong_world_names_expected_and_found() {
+    let harness = harness();
+    let error = harness
+        .runtime
+        .load(&spec(Role::Judge, "hostile-pairs", Limits::default()))
+        .err()
+        .expect("a selector is not a judge");
+    assert_eq!(error.call, "load");
+    let text = error.to_string();
+    assert!(matches!(error.cause, Cause::WrongWorld { .. }), "{text}");
+    assert!(text.contains("expected world `judge`"), "{text}");
+    assert!(
+        text.contains("ponder:plugin/selector@0.1.0 (world `pair-selector`)"),
+        "{text}"
+    );
+
+    let error = harness
+        .runtime
+        .load(&spec(Role::Selector, "hostile-output", Limits::default()))
+        .err()
+        .expect("a template is not a selector");
+    assert!(
+        error.to_string().contains("world `thought-template`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn newer_contract_version_is_refused() {
+    let harness = harness();
+    let error = harness
+        .runtime
+        .load(&spec(Role::Judge, "hostile-newer-wit", Limits::default()))
+        .err()
+        .expect("0.2.0 is not compatible with 0.1.0");
+    let text = error.to_string();
+    assert!(
+        matches!(error.cause, Cause::IncompatibleVersion { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("expected ponder:plugin/judging@0.1.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("found ponder:plugin/judging@0.2.0 (newer"),
+        "{text}"
+    );
+}
+
+#[test]
+fn corrupt_wasm_is_an_invalid_plugin() {
+    let harness = harness();
+    let dir = tempfile::tempdir().expect("dir");
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0this is not wasm").expect("write");
+    let truncated = dir.path().join("truncated.wasm");
+    let real = std::fs::read(guest("hostile-trap")).expect("read guest");
+    std::fs::write(&truncated, &real[..real.len() / 2]).expect("write");
+    for path in [&garbage, &truncated] {
+        let error = harness
+            .runtime
+            .load(&PluginSpec::wasm(Role::Judge, path))
+            .err()
+            .expect("corrupt");
+        assert!(matches!(error.cause, Cause::Invalid(_)), "{error}");
+        assert_eq!(error.call, "load");
+    }
+    let missing = harness
+        .runtime
+        .load(&PluginSpec::wasm(
+            Role::Judge,
+            dir.path().join("missing.wasm"),
+        ))
+        .err()
+        .expect("missing");
+    assert!(matches!(missing.cause, Cause::Read { .. }), "{missing}");
+}
+
+#[test]
+fn compiled_components_are_cached_and_corrupt_entries_recompiled() {
+    let cache = tempfile::tempdir().expect("cache");
+    let runtime = || {
+        PluginRuntime::new(RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RuntimeOptions::default()
+        })
+        .expect("runtime")
+    };
+    let spec = spec(Role::Judge, "hostile-trap", Limits::default());
+    let first = runtime().load(&spec).expect("first load");
+    assert_eq!(first.info().cache, Some(CacheOutcome::Compiled));
+    let mut second = runtime().load(&spec).expect("second load");
+    assert_eq!(second.info().cache, Some(CacheOutcome::Hit));
+    assert!(second.judge(&[request(&["a"])]).is_ok());
+
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache.path())
+        .expect("cache dir")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        entries[0].extension().and_then(|ext| ext.to_str()),
+        Some("cwasm")
+    );
+    std::fs::write(&entries[0], b"corrupt cache entry").expect("corrupt it");
+    let mut third = runtime().load(&spec).expect("load over a corrupt entry");
+    assert_eq!(third.info().cache, Some(CacheOutcome::Recompiled));
+    assert!(third.judge(&[request(&["a"])]).is_ok());
+    assert_eq!(
+        runtime().load(&spec).expect("fourth").info().cache,
+        Some(CacheOutcome::Hit)
+    );
+}
+
+#[test]
+fn a_call_of_another_role_is_refused() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-trap", Limits::default());
+    let error = plugin.select(&[vec![]]).expect_err("a judge cannot select");
+    assert_eq!(error.cause, Cause::WrongRole);
+    assert_eq!(error.call, "select");
+}
+
+#[test]
+fn native_plugin_loads_only_as_native_and_is_checked() {
+    let harness = harness();
+    let library = native_library();
+    let mut spec = PluginSpec::wasm(Role::Selector, library);
+    spec.config = serde_json::json!({ "min_margin": 0.0 });
+
+    // As a `wasm` source, a native library is not a component: refused, never dlopen'ed.
+    let error = harness.runtime.load(&spec).err().expect("not a component");
+    assert!(matches!(error.cause, Cause::Invalid(_)), "{error}");
+
+    spec.source = PluginSource::Native(library.to_path_buf());
+    let mut plugin = harness.runtime.load(&spec).expect("native load");
+    assert_eq!(plugin.info().version, "native ABI 1");
+    assert_eq!(plugin.info().limits, None);
+    let scored = |score: f64| Candidate {
+        score: Some(score),
+        parsed: true,
+        ..Candidate::default()
+    };
+    let pairs = plugin
+        .select(&[vec![scored(0.1), Candidate::default(), scored(0.9)], vec![]])
+        .expect("select");
+    assert_eq!(
+        pairs,
+        vec![
+            vec![Pair {
+                chosen: 2,
+                rejected: 0,
+                weight: 1.0
+            }],
+            vec![]
+        ]
+    );
+
+    // The wrong role is refused at load.
+    let mut judge = spec.clone();
+    judge.role = Role::Judge;
+    let error = harness.runtime.load(&judge).err().expect("not a judge");
+    assert!(
+        error.to_string().contains("expected a native judge plugin"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("found a native selector plugin"),
+        "{error}"
+    );
+
+    // A configuration error comes back as the plugin's error, naming the call.
+    let mut bad = spec.clone();
+    bad.config = serde_json::json!({ "min_margin": -1.0 });
+    let error = harness.runtime.load(&bad).err().expect("bad config");
+    assert_eq!(error.call, "configure");
+    assert!(matches!(error.cause, Cause::Plugin(_)), "{error}");
+}

@@ -1,1 +1,41 @@
-//! placeholder
+//! ponder's model core on burn: the Llama-family / Qwen2 decoder ([`CausalLm`]), a
+//! preallocated key/value cache ([`KvCache`]), batched sampling ([`sampler`]) and
+//! continuation log-probabilities ([`scoring`]).
+//!
+//! Loading and saving go through `ponder-checkpoint`; this crate turns a
+//! [`ponder_checkpoint::Checkpoint`] into burn tensors on any device, autodiff included:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use ponder_model::{CausalLm, parse_device};
+//! let checkpoint = ponder_checkpoint::Checkpoint::load("models/x.gguf".as_ref())?;
+//! let model = CausalLm::from_checkpoint(&checkpoint, &parse_device("cpu")?)?;
+//! # Ok(()) }
+//! ```
+//!
+//! For training (the DPO trainer): build on `parse_device("cpu")?.autodiff()`, lay pairs out
+//! with [`ScoringBatch::new`], take [`CausalLm::target_logprobs`] and
+//! [`ScoringBatch::sequence_sums`], and read parameters and gradients by Hugging Face name with
+//! [`CausalLm::hf_parameters`]; [`CausalLm::to_weights`] gives what
+//! `ponder_checkpoint::save_hf_dir` writes.
+
+mod batch;
+mod cache;
+mod device;
+mod error;
+mod model;
+mod rope;
+pub mod sampler;
+pub mod scoring;
+
+pub use batch::{PaddingSide, TokenBatch};
+pub use cache::KvCache;
+pub use device::parse_device;
+pub use error::ModelError;
+pub use model::{CausalLm, DecoderLayer, HfLinear, Mlp, ParamTensor, RmsNorm, SelfAttention};
+pub use rope::Rope;
+pub use sampler::{
+    FinishReason, GeneratedSequence, GenerationRequest, GenerationStats, SamplingParams,
+    StreamEvent, generate,
+};
+pub use scoring::{ContinuationLogprobs, ScoringBatch, sequence_logprobs};

@@ -1,0 +1,622 @@
+//! The decoder: one implementation for the Llama family (Llama 2/3.x, SmolLM2, TinyLlama,
+//! Mistral without sliding window) and Qwen2, parameterised by [`ModelConfig`].
+//!
+//! Parameters are stored in the Hugging Face layout (a linear weight is `[out, in]`) under the
+//! Hugging Face names, so loading, saving and gradient comparison need no renaming or
+//! transposition.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::module::{attention, embedding, linear};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use ponder_checkpoint::{Checkpoint, HostTensor, ModelConfig, Weights};
+
+use crate::batch::TokenBatch;
+use crate::device::is_plain_flex;
+use crate::rope::Rope;
+use crate::{KvCache, ModelError};
+
+/// A linear layer with its weight in the Hugging Face layout `[out_features, in_features]`.
+#[derive(Module, Debug)]
+pub struct HfLinear {
+    /// `[out_features, in_features]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[out_features]`, when the layer has a bias.
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl HfLinear {
+    fn forward(&self, input: Tensor<2>) -> Tensor<2> {
+        linear(
+            input,
+            self.weight.val().transpose(),
+            self.bias.as_ref().map(Param::val),
+        )
+    }
+}
+
+/// Root-mean-square layer norm (`weight * x / sqrt(mean(x^2) + eps)`).
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// `[hidden_size]`.
+    pub weight: Param<Tensor<1>>,
+    /// Added to the mean square before the square root.
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, input: Tensor<2>) -> Tensor<2> {
+        let mean_square = input.clone().square().mean_dim(1);
+        let normalised = input * mean_square.add_scalar(self.eps).sqrt().recip();
+        normalised * self.weight.val().unsqueeze::<2>()
+    }
+}
+
+/// Grouped-query self-attention with rotary positions.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    /// Query projection.
+    pub q_proj: HfLinear,
+    /// Key projection.
+    pub k_proj: HfLinear,
+    /// Value projection.
+    pub v_proj: HfLinear,
+    /// Output projection.
+    pub o_proj: HfLinear,
+}
+
+/// The SwiGLU feed-forward block.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Gate projection (SiLU applied).
+    pub gate_proj: HfLinear,
+    /// Up projection.
+    pub up_proj: HfLinear,
+    /// Down projection.
+    pub down_proj: HfLinear,
+}
+
+/// One pre-norm decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Self-attention.
+    pub self_attn: SelfAttention,
+    /// Norm before the feed-forward block.
+    pub post_attention_layernorm: RmsNorm,
+    /// Feed-forward block.
+    pub mlp: Mlp,
+}
+
+/// A causal language model: embeddings, decoder layers, final norm, output head.
+///
+/// It is a burn [`Module`]: build it on an autodiff device (`device.autodiff()`) to train it,
+/// and use [`GradientsParams`](burn::optim::GradientsParams) / optimizers on it directly.
+#[derive(Module, Debug)]
+pub struct CausalLm {
+    /// `[vocab_size, hidden_size]`; also the output head when embeddings are tied.
+    pub embed_tokens: Param<Tensor<2>>,
+    /// The decoder layers.
+    pub layers: Vec<DecoderLayer>,
+    /// Final norm.
+    pub norm: RmsNorm,
+    /// `[vocab_size, hidden_size]` output head, absent when tied to the embeddings.
+    pub lm_head: Option<HfLinear>,
+    #[module(skip)]
+    config: ModelConfig,
+    #[module(skip)]
+    rope: Rope,
+}
+
+/// One named parameter tensor, as [`CausalLm::hf_parameters`] lists them.
+#[derive(Clone, Debug)]
+pub enum ParamTensor {
+    /// A vector (norm weights, biases).
+    Vector(Tensor<1>),
+    /// A matrix (embeddings, linear weights in `[out, in]` layout).
+    Matrix(Tensor<2>),
+}
+
+impl ParamTensor {
+    /// The tensor's shape.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            ParamTensor::Vector(t) => t.dims().to_vec(),
+            ParamTensor::Matrix(t) => t.dims().to_vec(),
+        }
+    }
+
+    /// Copies the tensor to host memory.
+    pub fn to_host(&self) -> Result<HostTensor, ModelError> {
+        let (shape, data) = match self {
+            ParamTensor::Vector(t) => (t.dims().to_vec(), t.try_to_vec_as::<f32>()),
+            ParamTensor::Matrix(t) => (t.dims().to_vec(), t.try_to_vec_as::<f32>()),
+        };
+        let data = data.map_err(|e| ModelError::TensorRead(format!("{e:?}")))?;
+        Ok(HostTensor::new(shape, data)?)
+    }
+
+    /// The gradient of this parameter in `grads` (autodiff devices only), as a tensor of the
+    /// same rank without autodiff.
+    pub fn grad(&self, grads: &burn::tensor::Gradients) -> Option<ParamTensor> {
+        match self {
+            ParamTensor::Vector(t) => t.grad(grads).map(ParamTensor::Vector),
+            ParamTensor::Matrix(t) => t.grad(grads).map(ParamTensor::Matrix),
+        }
+    }
+}
+
+/// Where the attention of a forward pass reads its keys and values from.
+struct AttentionContext {
+    /// `[batch, 1, new_len, key_len]`, `true` = may not attend.
+    mask: Tensor<4, Bool>,
+    /// RoPE `cos` for the new tokens, `[batch, new_len, 1, head_dim]`.
+    cos: Tensor<4>,
+    /// RoPE signed `sin`, same shape.
+    sin: Tensor<4>,
+    fused: bool,
+}
+
+impl CausalLm {
+    /// Builds the model from a loaded checkpoint on `device` (copies the weights; the
+    /// checkpoint stays usable, e.g. for saving).
+    pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, ModelError> {
+        Self::from_weights(&checkpoint.config, &checkpoint.weights, device)
+    }
+
+    /// Builds the model from Hugging Face-named weights, copying them onto `device`.
+    pub fn from_weights(
+        config: &ModelConfig,
+        weights: &Weights,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        Self::build(config, device, &mut |name| {
+            weights.get(name).cloned().ok_or_else(|| {
+                ModelError::Checkpoint(ponder_checkpoint::CheckpointError::MissingTensor(
+                    name.to_string(),
+                ))
+            })
+        })
+    }
+
+    /// Builds the model by moving the weights out of `weights` (lower peak memory than
+    /// [`CausalLm::from_weights`]); the tensors it used are gone from `weights` afterwards.
+    pub fn from_weights_taken(
+        config: &ModelConfig,
+        weights: &mut Weights,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        Self::build(config, device, &mut |name| Ok(weights.take(name)?))
+    }
+
+    fn build(
+        config: &ModelConfig,
+        device: &Device,
+        take: &mut dyn FnMut(&str) -> Result<HostTensor, ModelError>,
+    ) -> Result<Self, ModelError> {
+        validate_config(config)?;
+        let hidden = config.hidden_size;
+        let q_out = config.num_attention_heads * config.head_dim;
+        let kv_out = config.num_key_value_heads * config.head_dim;
+        let mut matrix =
+            |name: &str, rows: usize, cols: usize| -> Result<Param<Tensor<2>>, ModelError> {
+                let tensor = take(name)?;
+                check_shape(name, &tensor, &[rows, cols])?;
+                Ok(Param::from_tensor(Tensor::from_data(
+                    TensorData::new(tensor.data, [rows, cols]),
+                    device,
+                )))
+            };
+        let embed_tokens = matrix("model.embed_tokens.weight", config.vocab_size, hidden)?;
+        let mut layer_matrices = Vec::with_capacity(config.num_hidden_layers);
+        for index in 0..config.num_hidden_layers {
+            let prefix = format!("model.layers.{index}");
+            let q = matrix(&format!("{prefix}.self_attn.q_proj.weight"), q_out, hidden)?;
+            let k = matrix(&format!("{prefix}.self_attn.k_proj.weight"), kv_out, hidden)?;
+            let v = matrix(&format!("{prefix}.self_attn.v_proj.weight"), kv_out, hidden)?;
+            let o = matrix(&format!("{prefix}.self_attn.o_proj.weight"), hidden, q_out)?;
+            let inter = config.intermediate_size;
+            let gate = matrix(&format!("{prefix}.mlp.gate_proj.weight"), inter, hidden)?;
+            let up = matrix(&format!("{prefix}.mlp.up_proj.weight"), inter, hidden)?;
+            let down = matrix(&format!("{prefix}.mlp.down_proj.weight"), hidden, inter)?;
+            layer_matrices.push([q, k, v, o, gate, up, down]);
+        }
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(matrix("lm_head.weight", config.vocab_size, hidden)?)
+        };
+        let mut vector = |name: &str, len: usize| -> Result<Param<Tensor<1>>, ModelError> {
+            let tensor = take(name)?;
+            check_shape(name, &tensor, &[len])?;
+            Ok(Param::from_tensor(Tensor::from_data(
+                TensorData::new(tensor.data, [len]),
+                device,
+            )))
+        };
+        let eps = config.rms_norm_eps;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for (index, [q, k, v, o, gate, up, down]) in layer_matrices.into_iter().enumerate() {
+            let prefix = format!("model.layers.{index}");
+            let bias =
+                |vector: &mut dyn FnMut(&str, usize) -> Result<Param<Tensor<1>>, ModelError>,
+                 name: &str,
+                 len: usize| {
+                    if config.attention_bias {
+                        vector(&format!("{prefix}.self_attn.{name}.bias"), len).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
+            let q_bias = bias(&mut vector, "q_proj", q_out)?;
+            let k_bias = bias(&mut vector, "k_proj", kv_out)?;
+            let v_bias = bias(&mut vector, "v_proj", kv_out)?;
+            layers.push(DecoderLayer {
+                input_layernorm: RmsNorm {
+                    weight: vector(&format!("{prefix}.input_layernorm.weight"), hidden)?,
+                    eps,
+                },
+                self_attn: SelfAttention {
+                    q_proj: HfLinear {
+                        weight: q,
+                        bias: q_bias,
+                    },
+                    k_proj: HfLinear {
+                        weight: k,
+                        bias: k_bias,
+                    },
+                    v_proj: HfLinear {
+                        weight: v,
+                        bias: v_bias,
+                    },
+                    o_proj: HfLinear {
+                        weight: o,
+                        bias: None,
+                    },
+                },
+                post_attention_layernorm: RmsNorm {
+                    weight: vector(&format!("{prefix}.post_attention_layernorm.weight"), hidden)?,
+                    eps,
+                },
+                mlp: Mlp {
+                    gate_proj: HfLinear {
+                        weight: gate,
+                        bias: None,
+                    },
+                    up_proj: HfLinear {
+                        weight: up,
+                        bias: None,
+                    },
+                    down_proj: HfLinear {
+                        weight: down,
+                        bias: None,
+                    },
+                },
+            });
+        }
+        let norm = RmsNorm {
+            weight: vector("model.norm.weight", hidden)?,
+            eps,
+        };
+        Ok(CausalLm {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head: lm_head.map(|weight| HfLinear { weight, bias: None }),
+            config: config.clone(),
+            rope: Rope::new(config),
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.embed_tokens.val().device()
+    }
+
+    /// Every parameter under its Hugging Face name, in the Hugging Face layout. Tied models
+    /// list no `lm_head.weight`.
+    pub fn hf_parameters(&self) -> Vec<(String, ParamTensor)> {
+        let mut out = Vec::new();
+        out.push((
+            "model.embed_tokens.weight".to_string(),
+            ParamTensor::Matrix(self.embed_tokens.val()),
+        ));
+        let push_linear = |out: &mut Vec<(String, ParamTensor)>, name: String, layer: &HfLinear| {
+            out.push((
+                format!("{name}.weight"),
+                ParamTensor::Matrix(layer.weight.val()),
+            ));
+            if let Some(bias) = &layer.bias {
+                out.push((format!("{name}.bias"), ParamTensor::Vector(bias.val())));
+            }
+        };
+        for (index, layer) in self.layers.iter().enumerate() {
+            let prefix = format!("model.layers.{index}");
+            out.push((
+                format!("{prefix}.input_layernorm.weight"),
+                ParamTensor::Vector(layer.input_layernorm.weight.val()),
+            ));
+            let attn = &layer.self_attn;
+            push_linear(&mut out, format!("{prefix}.self_attn.q_proj"), &attn.q_proj);
+            push_linear(&mut out, format!("{prefix}.self_attn.k_proj"), &attn.k_proj);
+            push_linear(&mut out, format!("{prefix}.self_attn.v_proj"), &attn.v_proj);
+            push_linear(&mut out, format!("{prefix}.self_attn.o_proj"), &attn.o_proj);
+            out.push((
+                format!("{prefix}.post_attention_layernorm.weight"),
+                ParamTensor::Vector(layer.post_attention_layernorm.weight.val()),
+            ));
+            push_linear(
+                &mut out,
+                format!("{prefix}.mlp.gate_proj"),
+                &layer.mlp.gate_proj,
+            );
+            push_linear(
+                &mut out,
+                format!("{prefix}.mlp.up_proj"),
+                &layer.mlp.up_proj,
+            );
+            push_linear(
+                &mut out,
+                format!("{prefix}.mlp.down_proj"),
+                &layer.mlp.down_proj,
+            );
+        }
+        out.push((
+            "model.norm.weight".to_string(),
+            ParamTensor::Vector(self.norm.weight.val()),
+        ));
+        if let Some(head) = &self.lm_head {
+            push_linear(&mut out, "lm_head".to_string(), head);
+        }
+        out
+    }
+
+    /// Copies every parameter to host memory under its Hugging Face name: what
+    /// `ponder_checkpoint::save_hf_dir` writes.
+    pub fn to_weights(&self) -> Result<Weights, ModelError> {
+        let mut weights = Weights::new();
+        for (name, tensor) in self.hf_parameters() {
+            weights.insert(name, tensor.to_host()?);
+        }
+        Ok(weights)
+    }
+
+    /// Full-sequence forward without a cache: logits `[batch, len, vocab]` for every cell of
+    /// `batch` (padding cells give meaningless logits). Differentiable on autodiff devices.
+    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor<3>, ModelError> {
+        let hidden = self.hidden_states(batch, None)?;
+        Ok(self.logits(hidden))
+    }
+
+    /// Final hidden states `[batch, len, hidden]` (after the last norm) without a cache.
+    pub fn forward_hidden(&self, batch: &TokenBatch) -> Result<Tensor<3>, ModelError> {
+        self.hidden_states(batch, None)
+    }
+
+    /// Forward of new tokens after those already in `cache`: `batch` holds the new columns
+    /// (`batch.batch` must equal the cache's rows). Their keys and values are written to the
+    /// cache. Returns logits `[batch, len, vocab]`, or `[batch, 1, vocab]` for the last column
+    /// only when `last_only` (what generation needs).
+    pub fn forward_cached(
+        &self,
+        batch: &TokenBatch,
+        cache: &mut KvCache,
+        last_only: bool,
+    ) -> Result<Tensor<3>, ModelError> {
+        let hidden = self.hidden_states(batch, Some(cache))?;
+        let hidden = if last_only {
+            let len = hidden.dims()[1];
+            hidden.narrow(1, len - 1, 1)
+        } else {
+            hidden
+        };
+        Ok(self.logits(hidden))
+    }
+
+    /// Output head over hidden states `[batch, len, hidden]` → logits `[batch, len, vocab]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let [batch, len, width] = hidden.dims();
+        let flat = hidden.reshape([batch * len, width]);
+        let logits = self.head_logits(flat);
+        logits.reshape([batch, len, self.config.vocab_size])
+    }
+
+    /// Output head over flat hidden states `[rows, hidden]` → logits `[rows, vocab]`.
+    pub fn head_logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => linear(hidden, self.embed_tokens.val().transpose(), None),
+        }
+    }
+
+    fn hidden_states(
+        &self,
+        batch: &TokenBatch,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor<3>, ModelError> {
+        batch.validate(self.config.vocab_size)?;
+        let device = self.device();
+        let (rows, new_len) = (batch.batch, batch.len);
+        let start = match cache.as_deref_mut() {
+            Some(cache) => {
+                cache.prepare_append(rows, new_len, &batch.valid)?;
+                cache.len()
+            }
+            None => 0,
+        };
+        let (key_len, key_valid): (usize, &[bool]) = match cache.as_deref() {
+            Some(cache) => (cache.capacity(), cache.valid()),
+            None => (new_len, &batch.valid),
+        };
+        let mut mask = vec![true; rows * new_len * key_len];
+        for row in 0..rows {
+            for query in 0..new_len {
+                let query_column = start + query;
+                let cells = &mut mask[(row * new_len + query) * key_len..][..key_len];
+                for (column, cell) in cells.iter_mut().enumerate().take(query_column + 1) {
+                    // A padding query sees itself only, so that no row is fully masked.
+                    *cell = !(key_valid[row * key_len + column] || column == query_column);
+                }
+            }
+        }
+        let mask = Tensor::<4, Bool>::from_data(
+            TensorData::new(mask, [rows, 1, new_len, key_len]),
+            &device,
+        );
+        let head_dim = self.config.head_dim;
+        let (cos, sin) = self.rope.tables(&batch.positions);
+        let cos =
+            Tensor::<4>::from_data(TensorData::new(cos, [rows, new_len, 1, head_dim]), &device);
+        let sin =
+            Tensor::<4>::from_data(TensorData::new(sin, [rows, new_len, 1, head_dim]), &device);
+        let context = AttentionContext {
+            mask,
+            cos,
+            sin,
+            fused: is_plain_flex(&device),
+        };
+
+        let token_ids: Vec<i64> = batch.tokens.iter().map(|&t| t as i64).collect();
+        let tokens =
+            Tensor::<2, Int>::from_data(TensorData::new(token_ids, [rows, new_len]), &device);
+        let hidden = embedding(self.embed_tokens.val(), tokens);
+        let mut hidden = hidden.reshape([rows * new_len, self.config.hidden_size]);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|cache| (cache, index));
+            hidden = self.layer_forward(layer, hidden, rows, new_len, &context, layer_cache, start);
+        }
+        if let Some(cache) = cache {
+            cache.commit_append(new_len);
+        }
+        let hidden = self.norm.forward(hidden);
+        Ok(hidden.reshape([rows, new_len, self.config.hidden_size]))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer_forward(
+        &self,
+        layer: &DecoderLayer,
+        hidden: Tensor<2>,
+        rows: usize,
+        new_len: usize,
+        context: &AttentionContext,
+        cache: Option<(&mut KvCache, usize)>,
+        start: usize,
+    ) -> Tensor<2> {
+        let config = &self.config;
+        let (heads, kv_heads, head_dim) = (
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            config.head_dim,
+        );
+        let normed = layer.input_layernorm.forward(hidden.clone());
+        let attn = &layer.self_attn;
+        let rope = |projected: Tensor<2>, count: usize| -> Tensor<4> {
+            let x = projected.reshape([rows, new_len, count, head_dim]);
+            let half = head_dim / 2;
+            let swapped = Tensor::cat(
+                vec![
+                    x.clone().narrow(3, half, half),
+                    x.clone().narrow(3, 0, half),
+                ],
+                3,
+            );
+            let rotated = x * context.cos.clone() + swapped * context.sin.clone();
+            rotated.swap_dims(1, 2)
+        };
+        let query = rope(attn.q_proj.forward(normed.clone()), heads);
+        let key = rope(attn.k_proj.forward(normed.clone()), kv_heads);
+        let value = attn
+            .v_proj
+            .forward(normed)
+            .reshape([rows, new_len, kv_heads, head_dim])
+            .swap_dims(1, 2);
+        let (key, value) = match cache {
+            Some((cache, index)) => cache.write(index, start, key, value),
+            None => (key, value),
+        };
+        let attended = if context.fused {
+            attention(
+                query,
+                key,
+                value,
+                Some(context.mask.clone()),
+                None,
+                AttentionModuleOptions::default(),
+            )
+        } else {
+            decomposed_attention(query, key, value, context.mask.clone(), heads / kv_heads)
+        };
+        let attended = attended
+            .swap_dims(1, 2)
+            .reshape([rows * new_len, heads * head_dim]);
+        let hidden = hidden + attn.o_proj.forward(attended);
+        let normed = layer.post_attention_layernorm.forward(hidden.clone());
+        let mlp = &layer.mlp;
+        let gated = silu(mlp.gate_proj.forward(normed.clone())) * mlp.up_proj.forward(normed);
+        hidden + mlp.down_proj.forward(gated)
+    }
+}
+
+/// Attention from differentiable primitives (autodiff and GPU devices): keys and values are
+/// repeated for the query heads of their group.
+fn decomposed_attention(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    groups: usize,
+) -> Tensor<4> {
+    let [batch, heads, new_len, head_dim] = query.dims();
+    let repeat = |t: Tensor<4>| -> Tensor<4> {
+        if groups == 1 {
+            return t;
+        }
+        let [b, kv_heads, len, dim] = t.dims();
+        t.unsqueeze_dim::<5>(2)
+            .expand([b, kv_heads, groups, len, dim])
+            .reshape([b, kv_heads * groups, len, dim])
+    };
+    let key = repeat(key);
+    let value = repeat(value);
+    let key_len = key.dims()[2];
+    let scores = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
+    let mask = mask.expand([batch, heads, new_len, key_len]);
+    let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+    softmax(scores, 3).matmul(value)
+}
+
+fn check_shape(name: &str, tensor: &HostTensor, expected: &[usize]) -> Result<(), ModelError> {
+    if tensor.shape != expected {
+        return Err(ModelError::WeightShape {
+            name: name.to_string(),
+            found: tensor.shape.clone(),
+            expected: expected.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+fn validate_config(config: &ModelConfig) -> Result<(), ModelError> {
+    let bad = |what: &str| Err(ModelError::InvalidRequest(format!("model config: {what}")));
+    if config.num_attention_heads == 0 || config.num_key_value_heads == 0 {
+        return bad("attention heads must be positive");
+    }
+    if config.num_attention_heads % config.num_key_value_heads != 0 {
+        return bad("num_attention_heads must be a multiple of num_key_value_heads");
+    }
+    if config.head_dim == 0 || config.head_dim % 2 != 0 {
+        return bad("head_dim must be positive and even");
+    }
+    if config.vocab_size == 0 || config.hidden_size == 0 {
+        return bad("vocab_size and hidden_size must be positive");
+    }
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! Batched generation: K samples of several prompts decoded together.
+//!
+//! Each distinct prompt is prefilled once (all prompts in one left-padded batch) and its cache
+//! rows are copied to its samples; decoding then runs one static-shape step for all rows at a
+//! time over a preallocated cache. The only host round trip per step is reading the last
+//! position's logits, which sampling needs. Every sample has its own random stream seeded by
+//! its own seed, so a sample does not depend on the batch it is decoded in. Finished rows are
+//! dropped from the batch once a quarter of it has finished.
+
+mod filter;
+mod rng;
+
+use std::time::Instant;
+
+use ponder_checkpoint::Tokenizer;
+
+pub use filter::sample_token;
+pub use rng::SequenceRng;
+
+use crate::batch::{PaddingSide, TokenBatch};
+use crate::{CausalLm, KvCache, ModelError};
+
+/// How tokens are chosen and when a sequence stops.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingParams {
+    /// Softmax temperature; 0 means greedy (argmax).
+    pub temperature: f32,
+    /// Nucleus sampling: keep the smallest set of tokens with this much mass (1 = off).
+    pub top_p: f32,
+    /// Keep only the `top_k` most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Drop tokens less likely than `min_p` times the most likely one (0 = off).
+    pub min_p: f32,
+    /// Most new tokens per sequence.
+    pub max_new_tokens: usize,
+    /// Tokens that end a sequence (EOS, end of turn); they are not part of the output.
+    pub stop_token_ids: Vec<u32>,
+    /// Strings that end a sequence; the output text is cut before the first one.
+    pub stop_strings: Vec<String>,
+    /// Tokens that may never be sampled (the fixed-length benchmark suppresses end tokens).
+    pub suppress_token_ids: Vec<u32>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            max_new_tokens: 256,
+            stop_token_ids: Vec::new(),
+            stop_strings: Vec::new(),
+            suppress_token_ids: Vec::new(),
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Checks the values are in range.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |what: String| Err(ModelError::InvalidRequest(what));
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad(format!(
+                "temperature must be >= 0, got {}",
+                self.temperature
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad(format!("min_p must be in [0, 1], got {}", self.min_p));
+        }
+        Ok(())
+    }
+}
+
+/// One prompt and the seeds of its samples (one sample per seed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationRequest {
+    /// Prompt token ids (chat template already applied).
+    pub prompt: Vec<u32>,
+    /// One seed per sample.
+    pub seeds: Vec<u64>,
+}
+
+/// Why a sequence ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A stop token was sampled (not included in the output).
+    StopToken(u32),
+    /// A stop string appeared (the text is cut before it).
+    StopString(String),
+    /// `max_new_tokens` reached.
+    Length,
+}
+
+/// A generated sequence.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GeneratedSequence {
+    /// Index of its request.
+    pub request: usize,
+    /// Index of its seed within the request.
+    pub sample: usize,
+    /// The new tokens (without a final stop token).
+    pub tokens: Vec<u32>,
+    /// The new tokens decoded without special tokens, cut before any stop string.
+    pub text: String,
+    /// Why it ended.
+    pub finish: FinishReason,
+}
+
+/// Timing and token counts of one [`generate`] call.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct GenerationStats {
+    /// Distinct prompt tokens prefilled.
+    pub prefill_tokens: usize,
+    /// Seconds spent prefilling (including sampling the first tokens).
+    pub prefill_seconds: f64,
+    /// New tokens produced, stop tokens included.
+    pub generated_tokens: usize,
+    /// Seconds spent in decode steps.
+    pub decode_seconds: f64,
+    /// Decode steps (batched forwards after the prefill).
+    pub decode_steps: usize,
+}
+
+/// A token appended to a sequence, reported to the streaming callback.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamEvent {
+    /// Index of the sequence in the output order (requests in order, samples in order).
+    pub sequence: usize,
+    /// The token (stop tokens are not reported).
+    pub token: u32,
+}
+
+struct Row {
+    sequence: usize,
+    rng: SequenceRng,
+    tokens: Vec<u32>,
+    /// Position of the next token to feed.
+    position: u32,
+    finish: Option<FinishReason>,
+    text: String,
+}
+
+/// Generates one sample per seed of every request, all decoded in one batch.
+///
+/// `tokenizer` decodes the output text (and finds stop strings); `on_token` sees every token
+/// appended to a sequence, in the order produced.
+pub fn generate(
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    requests: &[GenerationRequest],
+    params: &SamplingParams,
+    on_token: &mut dyn FnMut(&StreamEvent),
+) -> Result<(Vec<GeneratedSequence>, GenerationStats), ModelError> {
+    params.validate()?;
+    let vocab = model.config().vocab_size;
+    for (index, request) in requests.iter().enumerate() {
+        if request.prompt.is_empty() {
+            return Err(ModelError::InvalidRequest(format!(
+                "prompt {index} is empty"
+            )));
+        }
+    }
+    let mut stats = GenerationStats::default();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut prompt_of_row = Vec::new();
+    for (request_index, request) in requests.iter().enumerate() {
+        for &seed in &request.seeds {
+            prompt_of_row.push(request_index);
+            rows.push(Row {
+                sequence: rows.len(),
+                rng: SequenceRng::new(seed),
+                tokens: Vec::new(),
+                position: request.prompt.len() as u32,
+                finish: None,
+                text: String::new(),
+            });
+        }
+    }
+    let finish_all = |rows: Vec<Row>| -> Vec<GeneratedSequence> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut sample_counter = vec![0usize; requests.len()];
+        for (row, &request) in rows.into_iter().zip(&prompt_of_row) {
+            out.push(GeneratedSequence {
+                request,
+                sample: sample_counter[request],
+                tokens: row.tokens,
+                text: row.text,
+                finish: row.finish.unwrap_or(FinishReason::Length),
+            });
+            sample_counter[request] += 1;
+        }
+        out
+    };
+    if rows.is_empty() || params.max_new_tokens == 0 {
+        return Ok((finish_all(rows), stats));
+    }
+
+    // Prefill every distinct request once.
+    let started = Instant::now();
+    let prompts: Vec<Vec<u32>> = requests.iter().map(|r| r.prompt.clone()).collect();
+    let prompt_batch = TokenBatch::padded(&prompts, PaddingSide::Left)?;
+    prompt_batch.validate(vocab)?;
+    stats.prefill_tokens = prompts.iter().map(Vec::len).sum();
+    let mut prompt_cache = KvCache::new(model, prompts.len(), prompt_batch.len);
+    let logits = model.forward_cached(&prompt_batch, &mut prompt_cache, true)?;
+    let prompt_logits = read_logits(logits)?;
+    let capacity = prompt_batch.len + params.max_new_tokens;
+    let mut cache = prompt_cache.select_rows(&prompt_of_row, capacity)?;
+    drop(prompt_cache);
+    // `active[i]` is the row decoded in cache row `i`.
+    let mut active: Vec<usize> = (0..rows.len()).collect();
+    let mut next_tokens = vec![0u32; rows.len()];
+    for (row_index, row) in rows.iter_mut().enumerate() {
+        let request = prompt_of_row[row_index];
+        let logits = &prompt_logits[request * vocab..][..vocab];
+        let token = sample_token(logits, params, &mut row.rng);
+        next_tokens[row_index] = token;
+    }
+    for row_index in 0..rows.len() {
+        accept_token(
+            &mut rows[row_index],
+            next_tokens[row_index],
+            params,
+            tokenizer,
+            on_token,
+        )?;
+        stats.generated_tokens += 1;
+    }
+    stats.prefill_seconds = started.elapsed().as_secs_f64();
+
+    let decode_started = Instant::now();
+    loop {
+        let unfinished = active.iter().filter(|&&r| rows[r].finish.is_none()).count();
+        if unfinished == 0 {
+            break;
+        }
+        // Drop finished rows once they are a quarter of the batch: the copy pays for itself.
+        if unfinished * 4 <= active.len() * 3 && unfinished < active.len() {
+            let keep: Vec<usize> = (0..active.len())
+                .filter(|&i| rows[active[i]].finish.is_none())
+                .collect();
+            cache = cache.select_rows(&keep, capacity)?;
+            active = keep.iter().map(|&i| active[i]).collect();
+        }
+        let batch = TokenBatch {
+            batch: active.len(),
+            len: 1,
+            tokens: active
+                .iter()
+                .map(|&r| rows[r].tokens.last().copied().unwrap_or(0))
+                .collect(),
+            positions: active.iter().map(|&r| rows[r].position).collect(),
+            valid: vec![true; active.len()],
+        };
+        let logits = model.forward_cached(&batch, &mut cache, true)?;
+        let logits = read_logits(logits)?;
+        stats.decode_steps += 1;
+        let sampled = sample_rows(&logits, vocab, &active, &mut rows, params);
+        for (slot, &row_index) in active.iter().enumerate() {
+            let row = &mut rows[row_index];
+            row.position += 1;
+            if row.finish.is_some() {
+                continue;
+            }
+            accept_token(row, sampled[slot], params, tokenizer, on_token)?;
+            stats.generated_tokens += 1;
+        }
+    }
+    stats.decode_seconds = decode_started.elapsed().as_secs_f64();
+    Ok((finish_all(rows), stats))
+}
+
+/// Samples the next token of every active, unfinished row (rows split over two threads: the
+/// softmax over the vocabulary is the costly part).
+fn sample_rows(
+    logits: &[f32],
+    vocab: usize,
+    active: &[usize],
+    rows: &mut [Row],
+    params: &SamplingParams,
+) -> Vec<u32> {
+    let mut rngs: Vec<(usize, Option<SequenceRng>)> = active
+        .iter()
+        .enumerate()
+        .map(|(slot, &r)| (slot, rows[r].finish.is_none().then(|| rows[r].rng.clone())))
+        .collect();
+    let mut out = vec![0u32; active.len()];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = active.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (rng_chunk, out_chunk) in rngs.chunks_mut(chunk).zip(out.chunks_mut(chunk)) {
+            scope.spawn(move || {
+                for ((slot, rng), token) in rng_chunk.iter_mut().zip(out_chunk.iter_mut()) {
+                    if let Some(rng) = rng {
+                        *token = sample_token(&logits[*slot * vocab..][..vocab], params, rng);
+                    }
+                }
+            });
+        }
+    });
+    for (slot, rng) in rngs {
+        if let Some(rng) = rng {
+            rows[active[slot]].rng = rng;
+        }
+    }
+    out
+}
+
+fn accept_token(
+    row: &mut Row,
+    token: u32,
+    params: &SamplingParams,
+    tokenizer: &Tokenizer,
+    on_token: &mut dyn FnMut(&StreamEvent),
+) -> Result<(), ModelError> {
+    if params.stop_token_ids.contains(&token) {
+        row.finish = Some(FinishReason::StopToken(token));
+        row.text = tokenizer.decode(&row.tokens, true)?;
+        return Ok(());
+    }
+    row.tokens.push(token);
+    on_token(&StreamEvent {
+        sequence: row.sequence,
+        token,
+    });
+    if !params.stop_strings.is_empty() {
+        let text = tokenizer.decode(&row.tokens, true)?;
+        if let Some((cut, stop)) = params
+            .stop_strings
+            .iter()
+            .filter_map(|stop| text.find(stop.as_str()).map(|at| (at, stop)))
+            .min_by_key(|(at, _)| *at)
+        {
+            row.text = text[..cut].to_string();
+            row.finish = Some(FinishReason::StopString(stop.clone()));
+            return Ok(());
+        }
+    }
+    if row.tokens.len() >= params.max_new_tokens {
+        row.finish = Some(FinishReason::Length);
+        row.text = tokenizer.decode(&row.tokens, true)?;
+    }
+    Ok(())
+}
+
+fn read_logits(logits: burn::tensor::Tensor<3>) -> Result<Vec<f32>, ModelError> {
+    logits
+        .try_into_vec_as::<f32>()
+        .map_err(|e| ModelError::TensorRead(format!("{e:?}")))
+}

@@ -1,0 +1,165 @@
+//! Log-probabilities of continuations given prompts: the primitive DPO and `choice-logprobs`
+//! stand on.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::batch::{PaddingSide, TokenBatch};
+use crate::{CausalLm, ModelError};
+
+/// Prompt + continuation pairs laid out for one forward: the right-padded token grid, which
+/// cells predict a continuation token, and which sequence each scored token belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoringBatch {
+    /// `prompt ++ continuation` per sequence, right-padded.
+    pub tokens: TokenBatch,
+    /// Flat cell index (`row * len + column`) whose logits predict each scored token.
+    pub predict_at: Vec<usize>,
+    /// The scored (continuation) tokens, in order.
+    pub targets: Vec<u32>,
+    /// The sequence each scored token belongs to.
+    pub owners: Vec<usize>,
+    /// Number of sequences.
+    pub sequences: usize,
+}
+
+impl ScoringBatch {
+    /// Lays out `prompts[i] ++ continuations[i]`; only continuation tokens are scored. Every
+    /// prompt must be non-empty (its last token predicts the first continuation token).
+    pub fn new(prompts: &[Vec<u32>], continuations: &[Vec<u32>]) -> Result<Self, ModelError> {
+        if prompts.len() != continuations.len() {
+            return Err(ModelError::InvalidRequest(format!(
+                "{} prompts but {} continuations",
+                prompts.len(),
+                continuations.len()
+            )));
+        }
+        if let Some(index) = prompts.iter().position(Vec::is_empty) {
+            return Err(ModelError::InvalidRequest(format!(
+                "prompt {index} is empty"
+            )));
+        }
+        let joined: Vec<Vec<u32>> = prompts
+            .iter()
+            .zip(continuations)
+            .map(|(p, c)| p.iter().chain(c).copied().collect())
+            .collect();
+        let tokens = TokenBatch::padded(&joined, PaddingSide::Right)?;
+        let mut predict_at = Vec::new();
+        let mut targets = Vec::new();
+        let mut owners = Vec::new();
+        for (row, (prompt, continuation)) in prompts.iter().zip(continuations).enumerate() {
+            for (offset, &token) in continuation.iter().enumerate() {
+                predict_at.push(row * tokens.len + prompt.len() - 1 + offset);
+                targets.push(token);
+                owners.push(row);
+            }
+        }
+        Ok(ScoringBatch {
+            tokens,
+            predict_at,
+            targets,
+            owners,
+            sequences: prompts.len(),
+        })
+    }
+
+    /// Sums per-token values `[scored tokens]` into per-sequence totals `[sequences]`
+    /// (differentiable: a matmul with a 0/1 ownership matrix).
+    pub fn sequence_sums(&self, per_token: Tensor<1>) -> Tensor<1> {
+        let device = per_token.device();
+        let count = self.targets.len();
+        if count == 0 {
+            return Tensor::zeros([self.sequences], &device);
+        }
+        let mut ownership = vec![0f32; self.sequences * count];
+        for (index, &owner) in self.owners.iter().enumerate() {
+            ownership[owner * count + index] = 1.0;
+        }
+        let ownership =
+            Tensor::<2>::from_data(TensorData::new(ownership, [self.sequences, count]), &device);
+        ownership
+            .matmul(per_token.reshape([count, 1]))
+            .reshape([self.sequences])
+    }
+}
+
+/// Per-token and summed log-probabilities of one continuation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ContinuationLogprobs {
+    /// `log p(continuation[t] | prompt, continuation[..t])` for every token.
+    pub token_logprobs: Vec<f64>,
+    /// Their sum.
+    pub total: f64,
+}
+
+impl CausalLm {
+    /// Log-probability of every scored token of `scoring` (`[scored tokens]`), differentiable
+    /// on autodiff devices. Only the scored positions go through the output head.
+    pub fn target_logprobs(&self, scoring: &ScoringBatch) -> Result<Tensor<1>, ModelError> {
+        let device = self.device();
+        let count = scoring.targets.len();
+        if count == 0 {
+            return Ok(Tensor::zeros([0], &device));
+        }
+        let hidden = self.forward_hidden(&scoring.tokens)?;
+        let [rows, len, width] = hidden.dims();
+        let flat = hidden.reshape([rows * len, width]);
+        let cells: Vec<i64> = scoring.predict_at.iter().map(|&c| c as i64).collect();
+        let cells = Tensor::<1, Int>::from_data(TensorData::new(cells, [count]), &device);
+        let logits = self.head_logits(flat.select(0, cells));
+        let log_probs = log_softmax(logits, 1);
+        let targets: Vec<i64> = scoring.targets.iter().map(|&t| t as i64).collect();
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [count, 1]), &device);
+        Ok(log_probs.gather(1, targets).reshape([count]))
+    }
+}
+
+/// Batched log-probabilities of `continuations[i]` given `prompts[i]`, computed in chunks of
+/// at most `max_batch_tokens` padded tokens (at least one sequence per chunk).
+pub fn sequence_logprobs(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    continuations: &[Vec<u32>],
+    max_batch_tokens: usize,
+) -> Result<Vec<ContinuationLogprobs>, ModelError> {
+    if prompts.len() != continuations.len() {
+        return Err(ModelError::InvalidRequest(format!(
+            "{} prompts but {} continuations",
+            prompts.len(),
+            continuations.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(prompts.len());
+    let mut start = 0;
+    while start < prompts.len() {
+        let mut end = start + 1;
+        let mut longest = prompts[start].len() + continuations[start].len();
+        while end < prompts.len() {
+            let candidate = longest.max(prompts[end].len() + continuations[end].len());
+            if candidate * (end + 1 - start) > max_batch_tokens {
+                break;
+            }
+            longest = candidate;
+            end += 1;
+        }
+        let scoring = ScoringBatch::new(&prompts[start..end], &continuations[start..end])?;
+        let values = model
+            .target_logprobs(&scoring)?
+            .try_into_vec_as::<f32>()
+            .map_err(|e| ModelError::TensorRead(format!("{e:?}")))?;
+        let mut chunk: Vec<ContinuationLogprobs> = (start..end)
+            .map(|_| ContinuationLogprobs {
+                token_logprobs: Vec::new(),
+                total: 0.0,
+            })
+            .collect();
+        for (value, &owner) in values.iter().zip(&scoring.owners) {
+            chunk[owner].token_logprobs.push(*value as f64);
+            chunk[owner].total += *value as f64;
+        }
+        out.extend(chunk);
+        start = end;
+    }
+    Ok(out)
+}

@@ -1,0 +1,242 @@
+//! The KV-cache decode path, batched sampling and the embedded model answering a question.
+
+mod common;
+
+use common::{embedded_model_path, load_model, reference_dir, to_vec};
+use ponder_checkpoint::Message;
+use ponder_model::{
+    FinishReason, GenerationRequest, KvCache, PaddingSide, SamplingParams, TokenBatch, generate,
+};
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Prefill a left-padded batch, then decode the rest one token at a time: every position's
+/// logits equal those of a full forward of each sequence alone.
+fn check_cache_matches_full_forward(model_dir: &std::path::Path, tolerance: f32) {
+    let (model, _) = load_model(model_dir);
+    let vocab = model.config().vocab_size;
+    let sequences: Vec<Vec<u32>> = vec![
+        vec![
+            504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30, 378, 2365,
+        ],
+        vec![1, 9690, 198, 2683, 359, 253, 5356, 5646, 11],
+    ];
+    let prefill = 5;
+    let decode_steps = 4;
+    let prompts: Vec<Vec<u32>> = vec![
+        sequences[0][..prefill + 2].to_vec(),
+        sequences[1][..prefill].to_vec(),
+    ];
+    let prompt_batch = TokenBatch::padded(&prompts, PaddingSide::Left).unwrap();
+    let mut cache = KvCache::new(&model, 2, prompt_batch.len + decode_steps);
+    let prefill_logits = to_vec(
+        model
+            .forward_cached(&prompt_batch, &mut cache, false)
+            .unwrap(),
+    );
+    let mut cached: Vec<Vec<Vec<f32>>> = vec![Vec::new(), Vec::new()];
+    for (row, prompt) in prompts.iter().enumerate() {
+        let offset = prompt_batch.len - prompt.len();
+        for column in offset..prompt_batch.len {
+            cached[row].push(
+                prefill_logits[(row * prompt_batch.len + column) * vocab..][..vocab].to_vec(),
+            );
+        }
+    }
+    for step in 0..decode_steps {
+        let tokens: Vec<u32> = prompts
+            .iter()
+            .zip(&sequences)
+            .map(|(p, s)| s[p.len() + step])
+            .collect();
+        let positions: Vec<u32> = prompts.iter().map(|p| (p.len() + step) as u32).collect();
+        let batch = TokenBatch {
+            batch: 2,
+            len: 1,
+            tokens,
+            positions,
+            valid: vec![true, true],
+        };
+        let logits = to_vec(model.forward_cached(&batch, &mut cache, true).unwrap());
+        for row in 0..2 {
+            cached[row].push(logits[row * vocab..][..vocab].to_vec());
+        }
+    }
+    assert!(
+        model
+            .forward_cached(
+                &TokenBatch {
+                    batch: 2,
+                    len: 1,
+                    tokens: vec![1, 1],
+                    positions: vec![0, 0],
+                    valid: vec![true, true]
+                },
+                &mut cache,
+                true
+            )
+            .is_err(),
+        "a full cache must refuse more tokens"
+    );
+    for (row, sequence) in sequences.iter().enumerate() {
+        let used = &sequence[..cached[row].len()];
+        let batch = TokenBatch::padded(&[used.to_vec()], PaddingSide::Right).unwrap();
+        let full = to_vec(model.forward(&batch).unwrap());
+        for (position, logits) in cached[row].iter().enumerate() {
+            let diff = max_abs_diff(logits, &full[position * vocab..][..vocab]);
+            assert!(
+                diff <= tolerance,
+                "{}: row {row} position {position}: max diff {diff}",
+                model_dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn cache_decode_equals_full_forward_tiny_models() {
+    for name in ["llama", "llama3", "qwen2"] {
+        check_cache_matches_full_forward(&reference_dir().join("tiny").join(name), 1e-4);
+    }
+}
+
+#[test]
+fn cache_decode_equals_full_forward_embedded() {
+    check_cache_matches_full_forward(&embedded_model_path(), 2e-3);
+}
+
+fn chat_prompt(checkpoint: &ponder_checkpoint::Checkpoint, question: &str) -> Vec<u32> {
+    let messages = vec![Message {
+        role: "user".into(),
+        content: question.into(),
+    }];
+    checkpoint
+        .encode_chat(&messages, true)
+        .expect("chat prompt")
+}
+
+#[test]
+fn a_sample_does_not_depend_on_its_batch() {
+    let (model, checkpoint) = load_model(&embedded_model_path());
+    let params = SamplingParams {
+        temperature: 0.8,
+        top_p: 0.95,
+        max_new_tokens: 24,
+        stop_token_ids: checkpoint.end_of_turn_id().into_iter().collect(),
+        ..SamplingParams::default()
+    };
+    let target = chat_prompt(&checkpoint, "Name a fruit that is yellow.");
+    let alone = GenerationRequest {
+        prompt: target.clone(),
+        seeds: vec![42],
+    };
+    let (single, _) = generate(
+        &model,
+        &checkpoint.tokenizer,
+        &[alone],
+        &params,
+        &mut |_| {},
+    )
+    .unwrap();
+    let crowd = vec![
+        GenerationRequest {
+            prompt: chat_prompt(
+                &checkpoint,
+                "Write a long poem about the sea and its many moods, please.",
+            ),
+            seeds: vec![1, 2, 3],
+        },
+        GenerationRequest {
+            prompt: target,
+            seeds: vec![7, 42, 9],
+        },
+    ];
+    let mut streamed: Vec<Vec<u32>> = vec![Vec::new(); 6];
+    let (batch, stats) = generate(
+        &model,
+        &checkpoint.tokenizer,
+        &crowd,
+        &params,
+        &mut |event| streamed[event.sequence].push(event.token),
+    )
+    .unwrap();
+    assert_eq!(batch.len(), 6);
+    let inside = &batch[4];
+    assert_eq!((inside.request, inside.sample), (1, 1));
+    assert_eq!(
+        inside.tokens, single[0].tokens,
+        "same seed, different batch: {:?} vs {:?}",
+        inside.text, single[0].text
+    );
+    assert!(!single[0].tokens.is_empty());
+    // Different seeds of one prompt differ, and the stream saw every token.
+    assert_ne!(batch[3].tokens, batch[4].tokens);
+    for (sequence, streamed) in batch.iter().zip(&streamed) {
+        assert_eq!(&sequence.tokens, streamed);
+        assert!(sequence.tokens.len() <= 24);
+        if sequence.finish == FinishReason::Length {
+            assert_eq!(sequence.tokens.len(), 24);
+        }
+    }
+    assert!(stats.generated_tokens >= batch.iter().map(|s| s.tokens.len()).sum::<usize>());
+}
+
+#[test]
+fn embedded_model_answers_a_chat_question() {
+    let (model, checkpoint) = load_model(&embedded_model_path());
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 40,
+        stop_token_ids: checkpoint.end_of_turn_id().into_iter().collect(),
+        ..SamplingParams::default()
+    };
+    let request = GenerationRequest {
+        prompt: chat_prompt(&checkpoint, "What is the capital of France?"),
+        seeds: vec![0],
+    };
+    let (out, _) = generate(
+        &model,
+        &checkpoint.tokenizer,
+        &[request],
+        &params,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(out[0].text.contains("Paris"), "answer: {:?}", out[0].text);
+    assert!(
+        matches!(out[0].finish, FinishReason::StopToken(_)),
+        "{:?}",
+        out[0].finish
+    );
+}
+
+#[test]
+fn stop_strings_cut_the_text() {
+    let (model, checkpoint) = load_model(&embedded_model_path());
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 40,
+        stop_strings: vec!["France".into()],
+        ..SamplingParams::default()
+    };
+    let request = GenerationRequest {
+        prompt: chat_prompt(&checkpoint, "What is the capital of France?"),
+        seeds: vec![0],
+    };
+    let (out, _) = generate(
+        &model,
+        &checkpoint.tokenizer,
+        &[request],
+        &params,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(out[0].finish, FinishReason::StopString("France".into()));
+    assert!(!out[0].text.contains("France"), "{:?}", out[0].text);
+}

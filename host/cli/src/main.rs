@@ -24,6 +24,14 @@ enum Command {
     /// Check, run and scaffold plugins.
     #[command(subcommand)]
     Plugins(commands::plugins::PluginsCommand),
+    /// Sample from a model (K samples per prompt, batched).
+    Generate(commands::model::GenerateArgs),
+    /// Talk to a model on stdin, one user turn per line.
+    Chat(commands::model::ChatArgs),
+    /// Print token ids of a text as JSON.
+    Tokenize(commands::model::TokenizeArgs),
+    /// Print the most likely next tokens after a text.
+    Logits(commands::model::LogitsArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -34,6 +42,10 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Plugins(command) => commands::plugins::run(command),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Generate(args) => commands::model::run_generate(args),
+        Command::Chat(args) => commands::model::run_chat(args),
+        Command::Tokenize(args) => commands::model::run_tokenize(args),
+        Command::Logits(args) => commands::model::run_logits(args),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

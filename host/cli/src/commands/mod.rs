@@ -1,4 +1,5 @@
 //! One module per subcommand group; each exposes its clap type and a `run` function.
 
 pub mod bench;
+pub mod model;
 pub mod plugins;

@@ -32,6 +32,8 @@ enum Command {
     Tokenize(commands::model::TokenizeArgs),
     /// Print the most likely next tokens after a text.
     Logits(commands::model::LogitsArgs),
+    /// Direct Preference Optimization of a model on a preference-pairs file.
+    Dpo(commands::dpo::DpoArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Plugins(command) => commands::plugins::run(command),
+        Command::Dpo(args) => commands::dpo::run(args),
         Command::Bench(command) => commands::bench::run(command),
         Command::Generate(args) => commands::model::run_generate(args),
         Command::Chat(args) => commands::model::run_chat(args),

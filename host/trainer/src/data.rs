@@ -231,11 +231,7 @@ pub fn epoch_order(num_pairs: usize, seed: u64, epoch: u64, shuffle: bool) -> Ve
 }
 
 /// Splits an ordered list of pairs into micro-batches.
-pub fn micro_batches(
-    pairs: &[TokenizedPair],
-    order: &[usize],
-    size: BatchSize,
-) -> Vec<Vec<usize>> {
+pub fn micro_batches(pairs: &[TokenizedPair], order: &[usize], size: BatchSize) -> Vec<Vec<usize>> {
     let mut batches: Vec<Vec<usize>> = Vec::new();
     match size {
         BatchSize::Pairs(n) => {

@@ -116,7 +116,8 @@ pub fn sequence_logps<M: LogitsModel>(
     let cells = Tensor::<1, Int>::from_data(TensorData::new(batch.cells.clone(), [n]), device);
     let logits = model.logits_at(&batch.ids, batch.rows, batch.len, &batch.lengths, cells)?;
     let log_probs = log_softmax(logits, 1);
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [n, 1]), device);
+    let targets =
+        Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [n, 1]), device);
     let token_logps = log_probs.gather(1, targets); // [n, 1]
     // sum per row with a [rows, n] one-hot matrix: one small matmul instead of `rows` slices
     let mut segments = vec![0f32; batch.rows * n];

@@ -187,7 +187,10 @@ pub fn preference_loss(config: &LossConfig, inputs: PairLogps) -> LossOutput {
 
     let mut loss = (losses.clone() * weights.clone()).sum();
     if config.nll_weight > 0.0 {
-        loss = loss + (chosen_nll.clone() * weights).sum().mul_scalar(config.nll_weight);
+        loss = loss
+            + (chosen_nll.clone() * weights)
+                .sum()
+                .mul_scalar(config.nll_weight);
     }
 
     LossOutput {

@@ -103,9 +103,9 @@ pub fn progress_bar(total: u64, position: u64, visible: bool) -> ProgressBar {
             ProgressDrawTarget::hidden()
         },
     );
-    if let Ok(style) =
-        ProgressStyle::with_template("dpo {bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "dpo {bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+    ) {
         bar.set_style(style);
     }
     bar.set_position(position);

@@ -269,11 +269,7 @@ impl AdamW {
             .sqrt()
             .div_scalar(bias2.sqrt())
             .add_scalar(c.eps);
-        let update = moments
-            .exp_avg
-            .clone()
-            .div(denom)
-            .mul_scalar(lr / bias1);
+        let update = moments.exp_avg.clone().div(denom).mul_scalar(lr / bias1);
         let decayed = if c.weight_decay == 0.0 {
             value
         } else {

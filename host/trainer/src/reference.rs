@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::TokenizedPair;
 use crate::error::TrainError;
-use crate::logps::{LogitsModel, CompletionBatch, sequence_logps};
+use crate::logps::{CompletionBatch, LogitsModel, sequence_logps};
 use crate::optim::tensor_to_vec;
 
 /// Reference sums of completion log-probs of one pair.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{BatchSize, PairRow, TokenizedPair, epoch_order, micro_batches, tokenize_pairs};
 use crate::error::TrainError;
-use crate::logps::{LogitsModel, CompletionBatch, sequence_logps};
+use crate::logps::{CompletionBatch, LogitsModel, sequence_logps};
 use crate::loss::{LossConfig, PairLogps, preference_loss};
 use crate::metrics::{MetricsWriter, StepMetrics};
 use crate::optim::{AdamW, AdamWConfig, GradientAccumulator};
@@ -107,10 +107,14 @@ impl DpoConfig {
             return Err(TrainError::Config(format!("lr must be >= 0, got {}", o.lr)));
         }
         if !((0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2)) {
-            return Err(TrainError::Config("AdamW betas must be in [0, 1)".to_string()));
+            return Err(TrainError::Config(
+                "AdamW betas must be in [0, 1)".to_string(),
+            ));
         }
-        if o.max_grad_norm.is_some_and(|n| !(n > 0.0)) {
-            return Err(TrainError::Config("max grad norm must be positive".to_string()));
+        if o.max_grad_norm.is_some_and(|n| n.is_nan() || n <= 0.0) {
+            return Err(TrainError::Config(
+                "max grad norm must be positive".to_string(),
+            ));
         }
         if self.epochs == 0 || self.grad_accum == 0 {
             return Err(TrainError::Config(
@@ -118,9 +122,9 @@ impl DpoConfig {
             ));
         }
         match self.batch {
-            BatchSizeConfig::Pairs(0) | BatchSizeConfig::Tokens(0) => {
-                Err(TrainError::Config("batch size must be at least 1".to_string()))
-            }
+            BatchSizeConfig::Pairs(0) | BatchSizeConfig::Tokens(0) => Err(TrainError::Config(
+                "batch size must be at least 1".to_string(),
+            )),
             _ => Ok(()),
         }
     }
@@ -307,8 +311,18 @@ pub fn micro_step<M: TrainableModel>(
         policy_rejected: policy_rejected.clone(),
         reference_chosen: vector(reference.iter().map(|r| r.chosen as f32).collect()),
         reference_rejected: vector(reference.iter().map(|r| r.rejected as f32).collect()),
-        chosen_tokens: vector(batch.completion_tokens[..n].iter().map(|&t| t as f32).collect()),
-        rejected_tokens: vector(batch.completion_tokens[n..].iter().map(|&t| t as f32).collect()),
+        chosen_tokens: vector(
+            batch.completion_tokens[..n]
+                .iter()
+                .map(|&t| t as f32)
+                .collect(),
+        ),
+        rejected_tokens: vector(
+            batch.completion_tokens[n..]
+                .iter()
+                .map(|&t| t as f32)
+                .collect(),
+        ),
         weights: vector(
             pairs
                 .iter()
@@ -635,7 +649,9 @@ pub fn evaluate_pairs<M: TrainableModel>(
 ) -> Result<(f64, f64, f64), TrainError> {
     let total: f64 = pairs.iter().map(|p| p.weight).sum();
     if total <= 0.0 {
-        return Err(TrainError::Config("validation pairs have zero total weight".to_string()));
+        return Err(TrainError::Config(
+            "validation pairs have zero total weight".to_string(),
+        ));
     }
     let (mut loss_sum, mut margins, mut correct) = (0.0, 0.0, 0.0);
     let indices: Vec<usize> = (0..pairs.len()).collect();

@@ -50,19 +50,31 @@ fn config(kind: LossKind) -> LossConfig {
 #[test]
 fn sigmoid_matches_reference() {
     let json = dpo_json();
-    assert_rel("sigmoid", loss_of(config(LossKind::Sigmoid)), f(&json["losses"]["sigmoid"]));
+    assert_rel(
+        "sigmoid",
+        loss_of(config(LossKind::Sigmoid)),
+        f(&json["losses"]["sigmoid"]),
+    );
 }
 
 #[test]
 fn hinge_matches_reference() {
     let json = dpo_json();
-    assert_rel("hinge", loss_of(config(LossKind::Hinge)), f(&json["losses"]["hinge"]));
+    assert_rel(
+        "hinge",
+        loss_of(config(LossKind::Hinge)),
+        f(&json["losses"]["hinge"]),
+    );
 }
 
 #[test]
 fn ipo_uses_per_token_means_and_matches_reference() {
     let json = dpo_json();
-    assert_rel("ipo", loss_of(config(LossKind::Ipo)), f(&json["losses"]["ipo"]));
+    assert_rel(
+        "ipo",
+        loss_of(config(LossKind::Ipo)),
+        f(&json["losses"]["ipo"]),
+    );
 }
 
 #[test]
@@ -100,8 +112,16 @@ fn label_smoothed_sigmoid_and_length_normalised_variants() {
     let beta = f(&json["conventions"]["beta"]);
     let pairs = json["pairs"].as_array().expect("pairs");
     let z = |p: &serde_json::Value, normalise: bool| {
-        let nc = if normalise { p["chosen_ids"].as_array().unwrap().len() as f64 } else { 1.0 };
-        let nr = if normalise { p["rejected_ids"].as_array().unwrap().len() as f64 } else { 1.0 };
+        let nc = if normalise {
+            p["chosen_ids"].as_array().unwrap().len() as f64
+        } else {
+            1.0
+        };
+        let nr = if normalise {
+            p["rejected_ids"].as_array().unwrap().len() as f64
+        } else {
+            1.0
+        };
         (f(&p["policy_chosen_logp"]) - f(&p["ref_chosen_logp"])) / nc
             - (f(&p["policy_rejected_logp"]) - f(&p["ref_rejected_logp"])) / nr
     };
@@ -120,8 +140,11 @@ fn label_smoothed_sigmoid_and_length_normalised_variants() {
         ..config(LossKind::Sigmoid)
     });
     assert_rel("label-smoothed sigmoid", smoothed, expected_smoothed);
-    let expected_normalised: f64 =
-        pairs.iter().map(|p| -log_sigmoid(beta * z(p, true))).sum::<f64>() / 4.0;
+    let expected_normalised: f64 = pairs
+        .iter()
+        .map(|p| -log_sigmoid(beta * z(p, true)))
+        .sum::<f64>()
+        / 4.0;
     let normalised = loss_of(LossConfig {
         length_normalized: true,
         ..config(LossKind::Sigmoid)
@@ -137,7 +160,8 @@ fn per_pair_weights_weight_the_mean() {
     let device = Device::default();
     let mut weighted = inputs(&json, &device);
     // all weight on pair 0
-    weighted.weights = Tensor::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0], [4]), &device);
+    weighted.weights =
+        Tensor::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0], [4]), &device);
     let out = preference_loss(&config(LossKind::Sigmoid), weighted);
     let value = f64::from(out.loss.into_scalar::<f32>());
     assert_rel("weighted", value, f64::from(out.pair_losses[0]));

@@ -11,7 +11,7 @@ use ponder_model::{CausalLm, PaddingSide, TokenBatch};
 use ponder_trainer::reference::compute_logps;
 use ponder_trainer::{
     AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, PairRow, ScheduleKind, TrainError,
-    TrainableModel, tokenize_pairs, train_dpo,
+    tokenize_pairs, train_dpo,
 };
 
 fn load(name: &str) -> Checkpoint {
@@ -52,13 +52,27 @@ fn config(epochs: u64) -> DpoConfig {
 }
 
 /// Reward margin and accuracy of `policy` against `reference` on `rows` (β = 0.1).
-fn margin_and_accuracy(policy: &Checkpoint, reference: &Checkpoint, rows: &[PairRow]) -> (f64, f64) {
+fn margin_and_accuracy(
+    policy: &Checkpoint,
+    reference: &Checkpoint,
+    rows: &[PairRow],
+) -> (f64, f64) {
     let device = Device::default();
     let pairs = tokenize_pairs(policy, rows, None).expect("tokenise");
-    let p = compute_logps(&CausalLm::from_checkpoint(policy, &device).unwrap(), &pairs, 4, &device)
-        .unwrap();
-    let r = compute_logps(&CausalLm::from_checkpoint(reference, &device).unwrap(), &pairs, 4, &device)
-        .unwrap();
+    let p = compute_logps(
+        &CausalLm::from_checkpoint(policy, &device).unwrap(),
+        &pairs,
+        4,
+        &device,
+    )
+    .unwrap();
+    let r = compute_logps(
+        &CausalLm::from_checkpoint(reference, &device).unwrap(),
+        &pairs,
+        4,
+        &device,
+    )
+    .unwrap();
     let margins: Vec<f64> = p
         .iter()
         .zip(&r)
@@ -94,8 +108,10 @@ fn training_raises_reward_margin_and_accuracy() {
     assert_eq!(accuracy_after, 1.0);
     // metrics: one line per step with TRL's keys
     let metrics = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> =
-        metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 8);
     for key in [
         "loss",
@@ -124,8 +140,8 @@ fn training_raises_reward_margin_and_accuracy() {
 }
 
 fn logits(model: &CausalLm) -> Vec<f32> {
-    let batch = TokenBatch::padded(&[vec![1, 9690, 198, 2683, 359, 253]], PaddingSide::Right)
-        .unwrap();
+    let batch =
+        TokenBatch::padded(&[vec![1, 9690, 198, 2683, 359, 253]], PaddingSide::Right).unwrap();
     let out: Tensor<3> = model.forward(&batch).unwrap();
     out.into_data().try_into_vec_as::<f32>().unwrap()
 }
@@ -205,28 +221,57 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     config.warmup_steps = 1;
 
     let straight = tempfile::tempdir().unwrap();
-    let job = |dir: &Path| DpoJob {
-        policy: &policy,
-        reference: Some(&reference),
-        pairs: &rows,
-        out_dir: dir,
-        device: Device::default(),
-    };
+    fn job<'a>(
+        policy: &'a Checkpoint,
+        reference: &'a Checkpoint,
+        rows: &'a [PairRow],
+        dir: &'a Path,
+    ) -> DpoJob<'a> {
+        DpoJob {
+            policy,
+            reference: Some(reference),
+            pairs: rows,
+            out_dir: dir,
+            device: Device::default(),
+        }
+    }
     let mut hook = StopAt(None);
-    train_dpo::<CausalLm>(&job(straight.path()), &config, Some(&mut hook)).unwrap();
+    train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, straight.path()),
+        &config,
+        Some(&mut hook),
+    )
+    .unwrap();
 
     let resumed = tempfile::tempdir().unwrap();
     let mut failing = StopAt(Some(3));
-    let error = train_dpo::<CausalLm>(&job(resumed.path()), &config, Some(&mut failing))
-        .expect_err("the hook interrupts the run");
+    let error = train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, resumed.path()),
+        &config,
+        Some(&mut failing),
+    )
+    .expect_err("the hook interrupts the run");
     assert!(error.to_string().contains("interrupted"));
     assert!(!resumed.path().join("model").exists());
-    assert!(resumed.path().join("checkpoints/step-000002/trainer_state.json").exists());
+    assert!(
+        resumed
+            .path()
+            .join("checkpoints/step-000002/trainer_state.json")
+            .exists()
+    );
     let mut hook = StopAt(None);
-    let outcome = train_dpo::<CausalLm>(&job(resumed.path()), &config, Some(&mut hook)).unwrap();
+    let outcome = train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, resumed.path()),
+        &config,
+        Some(&mut hook),
+    )
+    .unwrap();
     assert_eq!(outcome.steps, 4);
     assert_eq!(outcome.best_metric, Some(4.0));
-    let (a, b) = (weights(&straight.path().join("model")), weights(&outcome.model_dir));
+    let (a, b) = (
+        weights(&straight.path().join("model")),
+        weights(&outcome.model_dir),
+    );
     assert_eq!(a.len(), b.len());
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         let worst = x
@@ -240,7 +285,11 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     let metrics = std::fs::read_to_string(resumed.path().join("metrics.jsonl")).unwrap();
     let steps: Vec<u64> = metrics
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(steps, vec![1, 2, 3, 4]);
 }
@@ -263,7 +312,10 @@ fn a_nan_loss_stops_before_anything_is_written() {
     };
     let error = train_dpo::<CausalLm>(&job, &config(1), None).expect_err("diverges");
     let message = error.to_string();
-    assert!(message.contains("diverged at optimizer step 1"), "{message}");
+    assert!(
+        message.contains("diverged at optimizer step 1"),
+        "{message}"
+    );
     assert!(message.contains("loss is NaN"), "{message}");
     assert!(!out.path().join("model").exists());
     assert!(!out.path().join("checkpoints").exists());

@@ -19,6 +19,8 @@ pub enum BenchCommand {
     /// Plugin runtime: cold compile, cached load, instantiate, per-call time of judge-constraints
     /// and select-length-controlled on 8 candidates.
     Plugins(PluginsBenchArgs),
+    /// DPO: seconds per optimiser step and peak RSS of a full fine-tune (float32).
+    Dpo(super::dpo::DpoBenchArgs),
 }
 
 /// Arguments of `ponder bench plugins`.
@@ -40,6 +42,7 @@ pub struct PluginsBenchArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Plugins(args) => bench_plugins(args),
+        BenchCommand::Dpo(args) => super::dpo::bench(args),
         BenchCommand::Generate(args) => crate::commands::model::run_bench_generate(args),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand group; each exposes its clap type and a `run` function.
 
 pub mod bench;
+pub mod dpo;
 pub mod model;
 pub mod plugins;

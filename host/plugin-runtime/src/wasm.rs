@@ -106,6 +106,9 @@ pub(crate) fn check_world(exports: &[String], role: Role) -> Result<String, Caus
     Err(Cause::WrongWorld { expected, found })
 }
 
+/// The result of a call, or the failing call's name and the cause.
+type CallResult<T> = Result<T, (&'static str, Cause)>;
+
 /// The pre-instantiated component of one role.
 enum Pre {
     Template(template_world::ThoughtTemplatePre<HostState>),
@@ -220,7 +223,7 @@ impl WasmPlugin {
     }
 
     /// Makes sure a configured instance exists; returns the failing call on error.
-    pub(crate) fn ensure_live(&mut self) -> Result<(), (&'static str, Cause)> {
+    pub(crate) fn ensure_live(&mut self) -> CallResult<()> {
         if self.live.is_some() {
             return Ok(());
         }
@@ -324,7 +327,7 @@ impl WasmPlugin {
         &mut self,
         call: &'static str,
         run: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<R>,
-    ) -> Result<R, (&'static str, Cause)> {
+    ) -> CallResult<R> {
         self.ensure_live()?;
         let Some(mut live) = self.live.take() else {
             return Err((call, Cause::Host("no live instance".to_string())));
@@ -345,7 +348,7 @@ impl WasmPlugin {
     pub(crate) fn render(
         &mut self,
         instruction: &[Message],
-    ) -> Result<Result<Vec<Message>, PluginFailure>, (&'static str, Cause)> {
+    ) -> CallResult<Result<Vec<Message>, PluginFailure>> {
         let instruction: Vec<wit::Message> = instruction.iter().map(message_to_wit).collect();
         let result = self.call("render", |store, bindings| match bindings {
             Bindings::Template(b) => b.ponder_plugin_template().call_render(store, &instruction),
@@ -357,7 +360,7 @@ impl WasmPlugin {
     }
 
     /// `template.parse`.
-    pub(crate) fn parse(&mut self, output: &str) -> Result<Parsed, (&'static str, Cause)> {
+    pub(crate) fn parse(&mut self, output: &str) -> CallResult<Parsed> {
         use template_world::exports::ponder::plugin::template::Parsed as WitParsed;
         let parsed = self.call("parse", |store, bindings| match bindings {
             Bindings::Template(b) => b.ponder_plugin_template().call_parse(store, output),
@@ -376,7 +379,7 @@ impl WasmPlugin {
     pub(crate) fn judge(
         &mut self,
         requests: &[JudgeRequest],
-    ) -> Result<Vec<JudgeOutcome>, (&'static str, Cause)> {
+    ) -> CallResult<Vec<JudgeOutcome>> {
         use judge_world::exports::ponder::plugin::judging::JudgeRequest as WitRequest;
         let requests: Vec<WitRequest> = requests
             .iter()
@@ -401,7 +404,7 @@ impl WasmPlugin {
     pub(crate) fn select(
         &mut self,
         groups: &[Vec<Candidate>],
-    ) -> Result<Result<Vec<Vec<Pair>>, PluginFailure>, (&'static str, Cause)> {
+    ) -> CallResult<Result<Vec<Vec<Pair>>, PluginFailure>> {
         use selector_world::exports::ponder::plugin::selector::Candidate as WitCandidate;
         let groups: Vec<Vec<WitCandidate>> = groups
             .iter()

@@ -376,10 +376,7 @@ impl WasmPlugin {
     }
 
     /// `judge.judge`.
-    pub(crate) fn judge(
-        &mut self,
-        requests: &[JudgeRequest],
-    ) -> CallResult<Vec<JudgeOutcome>> {
+    pub(crate) fn judge(&mut self, requests: &[JudgeRequest]) -> CallResult<Vec<JudgeOutcome>> {
         use judge_world::exports::ponder::plugin::judging::JudgeRequest as WitRequest;
         let requests: Vec<WitRequest> = requests
             .iter()

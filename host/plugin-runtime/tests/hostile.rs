@@ -698,3 +698,68 @@ fn native_plugin_loads_only_as_native_and_is_checked() {
     assert_eq!(error.call, "configure");
     assert!(matches!(error.cause, Cause::Plugin(_)), "{error}");
 }
+
+#[test]
+fn clocks_are_fixed() {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, "hostile-clock", Limits::default());
+    for _ in 0..2 {
+        let outcomes = plugin
+            .judge(&[request(&["attack", "x"])])
+            .expect("clock probe");
+        // 2024-01-01T00:00:00Z, and no monotonic time passes.
+        assert_eq!(outcomes, vec![Ok(vec![Some(1_704_067_200.0), Some(0.0)])]);
+    }
+}
+
+/// A model that takes longer than the plugin's whole time limit.
+struct SlowModels;
+
+impl ModelAccess for SlowModels {
+    fn generate(
+        &self,
+        _model: &str,
+        requests: &[GenerateRequest],
+    ) -> Result<Vec<String>, ModelAccessError> {
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        Ok(requests.iter().map(|_| "slow".to_string()).collect())
+    }
+
+    fn choice_logprobs(
+        &self,
+        _model: &str,
+        _requests: &[ChoiceRequest],
+    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
+        Err(ModelAccessError::Unsupported("choice-logprobs".into()))
+    }
+
+    fn reward(
+        &self,
+        _model: &str,
+        _requests: &[RewardRequest],
+    ) -> Result<Vec<f64>, ModelAccessError> {
+        Err(ModelAccessError::Unsupported("reward".into()))
+    }
+}
+
+#[test]
+fn time_in_model_calls_does_not_count_against_the_deadline() {
+    let cache = tempfile::tempdir().expect("cache");
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        models: Some(Arc::new(SlowModels)),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let limits = Limits {
+        timeout_ms: 200,
+        ..Limits::default()
+    };
+    let mut spec = spec(Role::Judge, "hostile-models", limits);
+    spec.grants = vec![Grant::Models];
+    let mut plugin = runtime.load(&spec).expect("load");
+    let outcomes = plugin
+        .judge(&[request(&["attack", "xy"])])
+        .expect("a 600 ms model call inside a 200 ms plugin limit");
+    assert_eq!(outcomes, vec![Ok(vec![Some(4.0), Some(4.0)])]);
+}

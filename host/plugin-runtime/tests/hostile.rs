@@ -763,3 +763,27 @@ fn time_in_model_calls_does_not_count_against_the_deadline() {
         .expect("a 600 ms model call inside a 200 ms plugin limit");
     assert_eq!(outcomes, vec![Ok(vec![Some(4.0), Some(4.0)])]);
 }
+
+/// What the random probe reads in a fresh runtime seeded with `seed`.
+fn random_reading(seed: u64) -> Vec<ponder_plugin_runtime::types::JudgeOutcome> {
+    let cache = tempfile::tempdir().expect("cache");
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        seed,
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let mut plugin = runtime
+        .load(&spec(Role::Judge, "hostile-random", Limits::default()))
+        .expect("load");
+    plugin
+        .judge(&[request(&["attack", "x"])])
+        .expect("random probe")
+}
+
+#[test]
+fn randomness_is_a_seeded_stream() {
+    let first = random_reading(7);
+    assert_eq!(first, random_reading(7), "same seed, same stream");
+    assert_ne!(first, random_reading(8), "another seed, another stream");
+}

@@ -62,7 +62,7 @@ python3 scripts/tour.py candidates "$run/samples.jsonl" "$run/parsed.jsonl" "$ru
   --input "$run/selector-input.jsonl" > "$run/selections.jsonl"
 python3 scripts/tour.py pairs "$run/prompts.jsonl" "$run/samples.jsonl" "$run/selections.jsonl" "$k" \
   > "$run/pairs.jsonl"
-python3 scripts/tour.py summary "$run/parsed.jsonl" "$run/judgments.jsonl" "$run/pairs.jsonl"
+python3 scripts/tour.py summary "$run/selector-input.jsonl" "$run/pairs.jsonl"
 
 step "7. DPO on the bundled TPO-format pairs (8 pairs, 2 steps)"
 "$ponder" dpo --model "$model" --pairs examples/tpo-pairs.jsonl --out "$run/dpo" \

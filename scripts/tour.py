@@ -89,13 +89,12 @@ def pairs(prompts_path, samples_path, selections_path, k):
                   "weight": pair.get("weight", 1.0)})
 
 
-def summary(parsed_path, judgments_path, pairs_path):
-    parsed = read_jsonl(parsed_path)
-    failures = sum(1 for p in parsed if "response" not in p)
-    all_scores = [s for j in read_jsonl(judgments_path) for s in (j.get("scores") or [None] * len(j))]
-    scores = [s for s, p in zip(all_scores, parsed) if s is not None and "response" in p]
+def summary(candidates_path, pairs_path):
+    candidates = [c for row in read_jsonl(candidates_path) for c in row["candidates"]]
+    failures = sum(1 for c in candidates if not c["parsed"])
+    scores = [c["score"] for c in candidates if c["parsed"] and c["score"] is not None]
     mean = f"{sum(scores) / len(scores):.3f}" if scores else "n/a (nothing parsed)"
-    print(f"{len(parsed)} samples, {failures} parse failures, mean judge score of parsed "
+    print(f"{len(candidates)} samples, {failures} parse failures, mean judge score of parsed "
           f"responses {mean}, {len(read_jsonl(pairs_path))} preference pairs")
 
 

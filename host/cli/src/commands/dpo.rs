@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use ponder_checkpoint::{Checkpoint, Message};
 use ponder_model::CausalLm;
-use ponder_trainer::train::reference_logps;
 use ponder_trainer::train::evaluate_pairs;
+use ponder_trainer::train::reference_logps;
 use ponder_trainer::{
     AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LossConfig, LossKind, PairRow,
     ScheduleKind, TokenizedPair, TrainError, read_pairs, tokenize_pairs, train_dpo,

@@ -543,7 +543,9 @@ pub fn train_dpo<M: TrainableModel>(
         let epoch_end = steps
             .get(index + 1)
             .is_none_or(|next| next.epoch != planned.epoch);
-        let periodic = config.save_every.is_some_and(|every| step.is_multiple_of(every));
+        let periodic = config
+            .save_every
+            .is_some_and(|every| step.is_multiple_of(every));
         let mut record = record;
         if epoch_end || periodic {
             if let Some(hook) = hook.as_deref_mut() {

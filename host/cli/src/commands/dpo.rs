@@ -254,9 +254,13 @@ pub struct DpoBenchArgs {
     /// Tokens per chosen and per rejected completion (end-of-turn included), approximately.
     #[arg(long, default_value_t = 192)]
     pub completion_tokens: usize,
-    /// Pairs per optimiser step.
+    /// Pairs per forward/backward pass.
     #[arg(long, default_value_t = 4)]
     pub batch_pairs: usize,
+    /// Passes per optimiser step (pairs per step = batch-pairs × grad-accum; same result, less
+    /// memory).
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
     /// Learning rate (constant).
     #[arg(long, default_value_t = 1e-6)]
     pub lr: f64,
@@ -357,6 +361,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         },
         schedule: ScheduleKind::Constant,
         batch: BatchSizeConfig::Pairs(args.batch_pairs),
+        grad_accum: args.grad_accum,
         progress: false,
         ..DpoConfig::default()
     };
@@ -393,6 +398,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         "model": args.model.display().to_string(),
         "pairs": args.pairs,
         "batch_pairs": args.batch_pairs,
+        "grad_accum": args.grad_accum,
         "prompt_tokens": [prompt_lengths.iter().min(), prompt_lengths.iter().max()],
         "completion_tokens": [chosen_lengths.iter().min(), chosen_lengths.iter().max()],
         "steps": outcome.steps,

@@ -388,7 +388,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
     later.sort_by(f64::total_cmp);
     let median = (!later.is_empty()).then(|| {
         let mid = later.len() / 2;
-        if later.len() % 2 == 0 {
+        if later.len().is_multiple_of(2) {
             (later[mid - 1] + later[mid]) / 2.0
         } else {
             later[mid]

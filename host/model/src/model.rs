@@ -148,6 +148,9 @@ impl ParamTensor {
     }
 }
 
+/// Loads one named vector parameter of a given length.
+type VectorLoader<'a> = dyn FnMut(&str, usize) -> Result<Param<Tensor<1>>, ModelError> + 'a;
+
 /// Where the attention of a forward pass reads its keys and values from.
 struct AttentionContext {
     /// `[batch, 1, new_len, key_len]`, `true` = may not attend.
@@ -240,16 +243,13 @@ impl CausalLm {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for (index, [q, k, v, o, gate, up, down]) in layer_matrices.into_iter().enumerate() {
             let prefix = format!("model.layers.{index}");
-            let bias =
-                |vector: &mut dyn FnMut(&str, usize) -> Result<Param<Tensor<1>>, ModelError>,
-                 name: &str,
-                 len: usize| {
-                    if config.attention_bias {
-                        vector(&format!("{prefix}.self_attn.{name}.bias"), len).map(Some)
-                    } else {
-                        Ok(None)
-                    }
-                };
+            let bias = |vector: &mut VectorLoader, name: &str, len: usize| {
+                if config.attention_bias {
+                    vector(&format!("{prefix}.self_attn.{name}.bias"), len).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
             let q_bias = bias(&mut vector, "q_proj", q_out)?;
             let k_bias = bias(&mut vector, "k_proj", kv_out)?;
             let v_bias = bias(&mut vector, "v_proj", kv_out)?;
@@ -609,10 +609,13 @@ fn validate_config(config: &ModelConfig) -> Result<(), ModelError> {
     if config.num_attention_heads == 0 || config.num_key_value_heads == 0 {
         return bad("attention heads must be positive");
     }
-    if config.num_attention_heads % config.num_key_value_heads != 0 {
+    if !config
+        .num_attention_heads
+        .is_multiple_of(config.num_key_value_heads)
+    {
         return bad("num_attention_heads must be a multiple of num_key_value_heads");
     }
-    if config.head_dim == 0 || config.head_dim % 2 != 0 {
+    if config.head_dim == 0 || !config.head_dim.is_multiple_of(2) {
         return bad("head_dim must be positive and even");
     }
     if config.vocab_size == 0 || config.hidden_size == 0 {

@@ -367,9 +367,8 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
         .map(|s| Message::new("system", s.clone()))
         .collect();
     let stdin = std::io::stdin();
-    let mut turn = 0u64;
     eprint!("> ");
-    for line in stdin.lock().lines() {
+    for (turn, line) in (0u64..).zip(stdin.lock().lines()) {
         let line = line.context("reading stdin")?;
         if line.trim().is_empty() {
             break;
@@ -405,7 +404,6 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
         }
         println!();
         messages.push(Message::new("assistant", answer));
-        turn += 1;
         eprint!("> ");
     }
     Ok(())

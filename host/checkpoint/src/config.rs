@@ -70,6 +70,9 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     /// Tokens that end generation: config and generation_config ids, deduplicated, in order.
     pub eos_token_ids: Vec<u32>,
+    /// The padding token. transformers builds the embedding with `padding_idx = pad_token_id`,
+    /// so looking this token up contributes no gradient to its embedding row; training follows.
+    pub pad_token_id: Option<u32>,
 }
 
 fn invalid(message: impl Into<String>) -> CheckpointError {
@@ -276,6 +279,9 @@ impl ModelConfig {
             &mut eos_token_ids,
             token_ids(obj.get("eos_token_id"), "eos_token_id")?,
         );
+        let pad_token_id = token_ids(obj.get("pad_token_id"), "pad_token_id")?
+            .first()
+            .copied();
 
         Ok(ModelConfig {
             architecture,
@@ -294,6 +300,7 @@ impl ModelConfig {
             attention_bias,
             bos_token_id,
             eos_token_ids,
+            pad_token_id,
         })
     }
 
@@ -361,6 +368,7 @@ impl ModelConfig {
             "tie_word_embeddings": self.tie_word_embeddings,
             "bos_token_id": self.bos_token_id,
             "eos_token_id": eos,
+            "pad_token_id": self.pad_token_id,
             "torch_dtype": "float32",
             "use_cache": true,
         });

@@ -919,6 +919,7 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
     ] {
         push_unique(&mut eos_token_ids, gguf.meta_token_id(k, vocab_size)?);
     }
+    let pad_token_id = gguf.meta_token_id("tokenizer.ggml.padding_token_id", vocab_size)?;
     Ok(ModelConfig {
         architecture,
         vocab_size,
@@ -938,6 +939,7 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         attention_bias: architecture == Architecture::Qwen2,
         bos_token_id,
         eos_token_ids,
+        pad_token_id,
     })
 }
 

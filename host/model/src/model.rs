@@ -486,7 +486,7 @@ impl CausalLm {
         let token_ids: Vec<i64> = batch.tokens.iter().map(|&t| t as i64).collect();
         let tokens =
             Tensor::<2, Int>::from_data(TensorData::new(token_ids, [rows, new_len]), &device);
-        let hidden = embedding(self.embed_tokens.val(), tokens);
+        let hidden = self.embed(tokens, &batch.tokens, [rows, new_len]);
         let mut hidden = hidden.reshape([rows * new_len, self.config.hidden_size]);
         for (index, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|cache| (cache, index));
@@ -497,6 +497,24 @@ impl CausalLm {
         }
         let hidden = self.norm.forward(hidden);
         Ok(hidden.reshape([rows, new_len, self.config.hidden_size]))
+    }
+
+    /// Embedding lookup `[rows, len] -> [rows, len, hidden]` with transformers' `padding_idx`
+    /// semantics: under autodiff, lookups of the padding token contribute no gradient to its
+    /// embedding row (a tied output head still does, as in PyTorch).
+    fn embed(&self, tokens: Tensor<2, Int>, ids: &[u32], [rows, len]: [usize; 2]) -> Tensor<3> {
+        let hidden = embedding(self.embed_tokens.val(), tokens);
+        let Some(pad) = self.config.pad_token_id else {
+            return hidden;
+        };
+        if !hidden.device().is_autodiff() || !ids.contains(&pad) {
+            return hidden;
+        }
+        let is_pad: Vec<bool> = ids.iter().map(|&id| id == pad).collect();
+        let mask =
+            Tensor::<3, Bool>::from_data(TensorData::new(is_pad, [rows, len, 1]), &hidden.device())
+                .expand([rows, len, self.config.hidden_size]);
+        hidden.clone().mask_where(mask, hidden.detach())
     }
 
     #[allow(clippy::too_many_arguments)]

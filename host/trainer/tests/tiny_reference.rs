@@ -192,11 +192,10 @@ fn gradient_norms_of_the_sigmoid_loss_match() {
 }
 
 /// transformers builds the embedding with `padding_idx = pad_token_id` (2 = `<|im_end|>` in the
-/// tiny models), so the lookup of that token gives its row no gradient; ponder-model does not
-/// (yet): its embedding-gradient norm is 2.45186 against 2.40359 (verified with torch: 2.45186
-/// without `padding_idx`). Run with `--ignored` once ponder-model has that semantics.
+/// tiny models), so the lookup of that token gives its row no gradient (the tied head still
+/// does). Without that rule the embedding-gradient norm is 2.45186 against dpo.json's 2.40359
+/// (checked with torch).
 #[test]
-#[ignore = "needs nn.Embedding padding_idx semantics in ponder-model"]
 fn embedding_gradient_and_global_norm_match() {
     let json = dpo_json();
     let (_, model, grads) = sigmoid_gradients(&json);
@@ -214,11 +213,8 @@ fn embedding_gradient_and_global_norm_match() {
 }
 
 /// Depends on the embedding gradient through the global norm: see
-/// `embedding_gradient_and_global_norm_match`. (Checked by hand against torch with
-/// `padding_idx = None`: pre-clip norms 4.219482 / 7.259873 vs ours 4.219480 / 7.259866, every
-/// parameter delta's l2 and sum within 1e-5 relative.)
+/// `embedding_gradient_and_global_norm_match`.
 #[test]
-#[ignore = "needs nn.Embedding padding_idx semantics in ponder-model"]
 fn two_adamw_steps_with_global_clipping_match() {
     let json = dpo_json();
     let pairs = tokenized(&json);

@@ -1,32 +1,13 @@
 //! Paths shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 
-/// `/work/shared/reference` (or `PONDER_REFERENCE_DIR`).
-pub fn reference_dir() -> PathBuf {
-    std::env::var_os("PONDER_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
-        })
-}
+pub use ponder_test_support::{embedded_model_path as embedded_gguf, reference_dir};
 
 /// One of the tiny Hugging Face directories.
 pub fn tiny(name: &str) -> PathBuf {
-    reference_dir().join("tiny").join(name)
-}
-
-/// The embedded default GGUF; panics with the set-up instruction when it is absent.
-pub fn embedded_gguf() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh to fetch the embedded default model",
-        path.display()
-    );
-    path
+    ponder_test_support::tiny_model_dir(name)
 }
 
 /// Parses a JSON file.

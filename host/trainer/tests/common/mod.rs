@@ -6,21 +6,15 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `../shared/reference/tiny`, from the repository root or `PONDER_REFERENCE`.
+/// `tiny/` of the reference outputs (see `ponder_test_support::reference_dir`).
 pub fn tiny_dir() -> PathBuf {
-    let root = std::env::var_os("PONDER_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
-        });
-    root.join("tiny")
+    ponder_test_support::reference_dir().join("tiny")
 }
 
 /// The parsed `tiny/dpo.json`.
 pub fn dpo_json() -> Value {
     let path = tiny_dir().join("dpo.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (set PONDER_REFERENCE)", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("dpo.json is JSON")
 }
 

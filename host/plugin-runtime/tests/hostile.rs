@@ -99,9 +99,10 @@ impl LogSink for CapturedLog {
     }
 }
 
-/// A deterministic model: replies `"reply to <content>"`; counts calls.
+/// A deterministic model: replies `"reply to <content>"` after `delay`; counts calls.
 #[derive(Default)]
 struct EchoModels {
+    delay: std::time::Duration,
     calls: Mutex<Vec<String>>,
 }
 
@@ -114,6 +115,7 @@ impl ModelAccess for EchoModels {
         if model != "judge" {
             return Err(ModelAccessError::UnknownModel(model.to_string()));
         }
+        std::thread::sleep(self.delay);
         self.calls
             .lock()
             .expect("lock")
@@ -215,6 +217,33 @@ fn attack_judge(plugin: &mut Plugin, name: &str) -> PluginError {
     error
 }
 
+/// A hostile judge after its attack (see [`attack_judge`]), with the harness it ran in.
+struct Attacked {
+    harness: Harness,
+    plugin: Plugin,
+    error: PluginError,
+}
+
+/// Loads the hostile judge `name` under `limits` in a fresh harness and runs its attack.
+fn attacked(name: &str, limits: Limits) -> Attacked {
+    let harness = harness();
+    let mut plugin = load(&harness, Role::Judge, name, limits);
+    let error = attack_judge(&mut plugin, name);
+    Attacked {
+        harness,
+        plugin,
+        error,
+    }
+}
+
+/// The guest's stderr of a trap; panics on any other cause.
+fn trap_stderr(error: &PluginError) -> &str {
+    match &error.cause {
+        Cause::Trap { stderr, .. } => stderr,
+        other => panic!("expected a trap, got {other}"),
+    }
+}
+
 #[test]
 fn well_behaved_call_scores_and_instance_is_reused() {
     let harness = harness();
@@ -231,41 +260,35 @@ fn well_behaved_call_scores_and_instance_is_reused() {
 
 #[test]
 fn infinite_loop_hits_the_deadline() {
-    let harness = harness();
     let limits = Limits {
         fuel: u64::MAX / 2,
         timeout_ms: 200,
         ..Limits::default()
     };
-    let mut plugin = load(&harness, Role::Judge, "hostile-loop", limits);
-    let error = attack_judge(&mut plugin, "hostile-loop");
+    let Attacked { error, .. } = attacked("hostile-loop", limits);
     assert_eq!(error.cause, Cause::Deadline { timeout_ms: 200 });
     assert!(error.to_string().contains("deadline exceeded"), "{error}");
 }
 
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
-    let harness = harness();
     let limits = Limits {
         fuel: 20_000_000,
         timeout_ms: 600_000,
         ..Limits::default()
     };
-    let mut plugin = load(&harness, Role::Judge, "hostile-loop", limits);
-    let error = attack_judge(&mut plugin, "hostile-loop");
+    let Attacked { error, .. } = attacked("hostile-loop", limits);
     assert_eq!(error.cause, Cause::OutOfFuel { fuel: 20_000_000 });
     assert!(error.to_string().contains("out of fuel"), "{error}");
 }
 
 #[test]
 fn allocation_past_the_cap_is_a_memory_error() {
-    let harness = harness();
     let limits = Limits {
         memory_mib: 64,
         ..Limits::default()
     };
-    let mut plugin = load(&harness, Role::Judge, "hostile-alloc", limits);
-    let error = attack_judge(&mut plugin, "hostile-alloc");
+    let Attacked { error, .. } = attacked("hostile-alloc", limits);
     match error.cause {
         Cause::Memory {
             limit_mib,
@@ -281,14 +304,7 @@ fn allocation_past_the_cap_is_a_memory_error() {
 
 #[test]
 fn deep_recursion_is_a_stack_overflow() {
-    let harness = harness();
-    let mut plugin = load(
-        &harness,
-        Role::Judge,
-        "hostile-recursion",
-        Limits::default(),
-    );
-    let error = attack_judge(&mut plugin, "hostile-recursion");
+    let Attacked { error, .. } = attacked("hostile-recursion", Limits::default());
     assert_eq!(error.cause, Cause::StackOverflow);
 }
 
@@ -325,9 +341,7 @@ fn multi_gigabyte_output_is_stopped_by_the_memory_cap() {
 
 #[test]
 fn trap_is_reported_with_its_message() {
-    let harness = harness();
-    let mut plugin = load(&harness, Role::Judge, "hostile-trap", Limits::default());
-    let error = attack_judge(&mut plugin, "hostile-trap");
+    let Attacked { error, .. } = attacked("hostile-trap", Limits::default());
     match &error.cause {
         Cause::Trap { message, .. } => assert!(message.contains("unreachable"), "{message}"),
         other => panic!("expected a trap, got {other}"),
@@ -336,18 +350,12 @@ fn trap_is_reported_with_its_message() {
 
 #[test]
 fn panic_is_a_trap_with_the_panic_message() {
-    let harness = harness();
-    let mut plugin = load(&harness, Role::Judge, "hostile-panic", Limits::default());
-    let error = attack_judge(&mut plugin, "hostile-panic");
-    match &error.cause {
-        Cause::Trap { stderr, .. } => {
-            assert!(
-                stderr.contains("hostile judge panicked on purpose"),
-                "{stderr}"
-            )
-        }
-        other => panic!("expected a trap, got {other}"),
-    }
+    let Attacked { harness, error, .. } = attacked("hostile-panic", Limits::default());
+    let stderr = trap_stderr(&error);
+    assert!(
+        stderr.contains("hostile judge panicked on purpose"),
+        "{stderr}"
+    );
     let records = harness.log.0.lock().expect("log");
     assert!(
         records
@@ -361,9 +369,9 @@ fn panic_is_a_trap_with_the_panic_message() {
 
 #[test]
 fn non_finite_scores_are_invalid_output() {
-    let harness = harness();
-    let mut plugin = load(&harness, Role::Judge, "hostile-nan", Limits::default());
-    let error = attack_judge(&mut plugin, "hostile-nan");
+    let Attacked {
+        mut plugin, error, ..
+    } = attacked("hostile-nan", Limits::default());
     match &error.cause {
         Cause::InvalidOutput(message) => {
             assert!(message.contains("inf is not finite"), "{message}")
@@ -376,14 +384,7 @@ fn non_finite_scores_are_invalid_output() {
 
 #[test]
 fn wrong_number_of_scores_is_invalid_output() {
-    let harness = harness();
-    let mut plugin = load(
-        &harness,
-        Role::Judge,
-        "hostile-wrong-length",
-        Limits::default(),
-    );
-    let error = attack_judge(&mut plugin, "hostile-wrong-length");
+    let Attacked { error, .. } = attacked("hostile-wrong-length", Limits::default());
     assert_eq!(
         error.cause,
         Cause::InvalidOutput("request 0: returned 1 scores for 2 responses".into())
@@ -431,23 +432,9 @@ fn bad_pairs_are_invalid_output() {
     }
 }
 
-fn trap_stderr(error: &PluginError) -> &str {
-    match &error.cause {
-        Cause::Trap { stderr, .. } => stderr,
-        other => panic!("expected a trap, got {other}"),
-    }
-}
-
 #[test]
 fn reading_a_file_is_denied() {
-    let harness = harness();
-    let mut plugin = load(
-        &harness,
-        Role::Judge,
-        "hostile-read-file",
-        Limits::default(),
-    );
-    let error = attack_judge(&mut plugin, "hostile-read-file");
+    let Attacked { error, .. } = attacked("hostile-read-file", Limits::default());
     let stderr = trap_stderr(&error);
     assert!(stderr.contains("reading /etc/passwd"), "{stderr}");
     assert!(!stderr.contains("root:"), "file content leaked: {stderr}");
@@ -455,18 +442,14 @@ fn reading_a_file_is_denied() {
 
 #[test]
 fn opening_a_socket_is_denied() {
-    let harness = harness();
-    let mut plugin = load(&harness, Role::Judge, "hostile-socket", Limits::default());
-    let error = attack_judge(&mut plugin, "hostile-socket");
+    let Attacked { error, .. } = attacked("hostile-socket", Limits::default());
     let stderr = trap_stderr(&error);
     assert!(stderr.contains("connecting to 127.0.0.1:80"), "{stderr}");
 }
 
 #[test]
 fn the_environment_is_empty() {
-    let harness = harness();
-    let mut plugin = load(&harness, Role::Judge, "hostile-env", Limits::default());
-    let error = attack_judge(&mut plugin, "hostile-env");
+    let Attacked { error, .. } = attacked("hostile-env", Limits::default());
     let stderr = trap_stderr(&error);
     assert!(stderr.contains("reading $HOME"), "{stderr}");
     assert!(stderr.contains("NotPresent"), "{stderr}");
@@ -474,9 +457,7 @@ fn the_environment_is_empty() {
 
 #[test]
 fn models_without_a_grant_are_refused() {
-    let harness = harness();
-    let mut plugin = load(&harness, Role::Judge, "hostile-models", Limits::default());
-    let error = attack_judge(&mut plugin, "hostile-models");
+    let Attacked { harness, error, .. } = attacked("hostile-models", Limits::default());
     let stderr = trap_stderr(&error);
     assert!(stderr.contains("NotGranted"), "{stderr}");
     assert!(
@@ -712,42 +693,16 @@ fn clocks_are_fixed() {
     }
 }
 
-/// A model that takes longer than the plugin's whole time limit.
-struct SlowModels;
-
-impl ModelAccess for SlowModels {
-    fn generate(
-        &self,
-        _model: &str,
-        requests: &[GenerateRequest],
-    ) -> Result<Vec<String>, ModelAccessError> {
-        std::thread::sleep(std::time::Duration::from_millis(600));
-        Ok(requests.iter().map(|_| "slow".to_string()).collect())
-    }
-
-    fn choice_logprobs(
-        &self,
-        _model: &str,
-        _requests: &[ChoiceRequest],
-    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
-        Err(ModelAccessError::Unsupported("choice-logprobs".into()))
-    }
-
-    fn reward(
-        &self,
-        _model: &str,
-        _requests: &[RewardRequest],
-    ) -> Result<Vec<f64>, ModelAccessError> {
-        Err(ModelAccessError::Unsupported("reward".into()))
-    }
-}
-
 #[test]
 fn time_in_model_calls_does_not_count_against_the_deadline() {
     let cache = tempfile::tempdir().expect("cache");
     let runtime = PluginRuntime::new(RuntimeOptions {
         cache_dir: Some(cache.path().to_path_buf()),
-        models: Some(Arc::new(SlowModels)),
+        // A model that takes longer than the plugin's whole time limit.
+        models: Some(Arc::new(EchoModels {
+            delay: std::time::Duration::from_millis(600),
+            ..EchoModels::default()
+        })),
         ..RuntimeOptions::default()
     })
     .expect("runtime");
@@ -761,7 +716,8 @@ fn time_in_model_calls_does_not_count_against_the_deadline() {
     let outcomes = plugin
         .judge(&[request(&["attack", "xy"])])
         .expect("a 600 ms model call inside a 200 ms plugin limit");
-    assert_eq!(outcomes, vec![Ok(vec![Some(4.0), Some(4.0)])]);
+    // "reply to attack" and "reply to xy".
+    assert_eq!(outcomes, vec![Ok(vec![Some(15.0), Some(11.0)])]);
 }
 
 /// What the random probe reads in a fresh runtime seeded with `seed`.

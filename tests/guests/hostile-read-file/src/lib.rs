@@ -1,49 +1,7 @@
 //! Hostile judge for the runtime's tests: reads a host file.
-//! Behaves (scores each response by its length) unless the first response of a request is
-//! `attack`.
+//! Otherwise a well-behaved judge: see `guest_support::hostile_judge!`.
 
-wit_bindgen::generate!({
-    path: "../../../wit",
-    world: "judge",
-});
-
-use exports::ponder::plugin::judging::{Guest, JudgeRequest};
-use ponder::plugin::types::PluginError;
-
-struct Hostile;
-
-fn lengths(request: &JudgeRequest) -> Vec<Option<f64>> {
-    request
-        .responses
-        .iter()
-        .map(|response| Some(response.len() as f64))
-        .collect()
-}
-
-impl Guest for Hostile {
-    fn configure(_config: String) -> Result<(), PluginError> {
-        Ok(())
-    }
-
-    fn judge(requests: Vec<JudgeRequest>) -> Vec<Result<Vec<Option<f64>>, PluginError>> {
-        requests
-            .iter()
-            .map(|request| {
-                if request
-                    .responses
-                    .first()
-                    .is_some_and(|first| first == "attack")
-                {
-                    attack(request)
-                } else {
-                    Ok(lengths(request))
-                }
-            })
-            .collect()
-    }
-}
-
-export!(Hostile);
+guest_support::hostile_judge!();
 
 fn attack(_request: &JudgeRequest) -> Result<Vec<Option<f64>>, PluginError> {
     let text = std::fs::read_to_string("/etc/passwd").expect("reading /etc/passwd");

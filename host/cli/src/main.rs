@@ -6,8 +6,6 @@
 //! `commands/mod.rs`, and add one variant plus one match arm below.
 
 mod commands;
-// The plugins' `models` capability over ponder-model; the TPO pipeline hands it to the runtime.
-#[allow(dead_code)]
 mod model_access;
 
 use clap::{Parser, Subcommand};

@@ -3,7 +3,11 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use ponder_manifest::{Manifest, PluginSource, PluginSpec, Role};
+use ponder_manifest::{Grant, Manifest, PluginSource, PluginSpec, Role};
+use ponder_plugin_runtime::capability::ModelAccess;
+
+use crate::commands::model::load_model;
+use crate::model_access::ModelRegistry;
 use ponder_plugin_runtime::types::{Candidate, JudgeRequest, Message, Parsed};
 use ponder_plugin_runtime::{
     CacheOutcome, LogLevel, PluginInfo, PluginRuntime, RuntimeOptions, StderrLog,
@@ -67,6 +71,23 @@ pub struct RunArgs {
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/ponder/components).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// A model the plugin may call through the `models` import, as NAME=PATH (a Hugging Face
+    /// directory or GGUF file); repeatable. Naming any grants the plugin `models`, as
+    /// `grant = ["models"]` does in a manifest.
+    #[arg(long = "model", value_name = "NAME=PATH", value_parser = parse_named_model)]
+    pub models: Vec<(String, PathBuf)>,
+    /// Device of the models given with --model: cpu, wgpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn parse_named_model(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected NAME=PATH, got `{text}`")),
+    }
 }
 
 /// Arguments of `ponder plugins new`.
@@ -99,16 +120,35 @@ pub fn run(command: PluginsCommand) -> anyhow::Result<()> {
     }
 }
 
-/// A runtime that logs plugin output to stderr, with the given cache directory.
-pub fn runtime(cache_dir: Option<PathBuf>) -> anyhow::Result<PluginRuntime> {
+/// A runtime that logs plugin output to stderr, with the given cache directory and, for granted
+/// plugins, the given models.
+pub fn runtime(
+    cache_dir: Option<PathBuf>,
+    models: Option<Arc<dyn ModelAccess>>,
+) -> anyhow::Result<PluginRuntime> {
     let options = RuntimeOptions {
         cache_dir: cache_dir.or_else(ponder_plugin_runtime::cache::default_cache_dir),
         log: Arc::new(StderrLog {
             min_level: LogLevel::Info,
         }),
+        models,
         ..RuntimeOptions::default()
     };
     Ok(PluginRuntime::new(options)?)
+}
+
+/// Loads the `--model NAME=PATH` models into a registry the runtime serves `models` from.
+fn model_registry(args: &RunArgs) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
+    if args.models.is_empty() {
+        return Ok(None);
+    }
+    let mut registry = ModelRegistry::new();
+    for (name, path) in &args.models {
+        let model = load_model(path, &args.device)
+            .with_context(|| format!("loading model `{name}` for the plugin"))?;
+        registry.insert(name.clone(), model);
+    }
+    Ok(Some(Arc::new(registry)))
 }
 
 /// One line describing a loaded plugin, for `check`.
@@ -165,7 +205,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             args.manifest.display()
         );
     }
-    let runtime = runtime(args.cache_dir)?;
+    let runtime = runtime(args.cache_dir, None)?;
     let mut failures = 0usize;
     for spec in manifest.plugins.iter() {
         match runtime.load(spec) {
@@ -203,6 +243,9 @@ fn run_spec(args: &RunArgs) -> anyhow::Result<PluginSpec> {
     }
     let mut spec = PluginSpec::wasm(args.role, &args.plugin);
     spec.config = config;
+    if !args.models.is_empty() {
+        spec.grants.push(Grant::Models);
+    }
     if let Some(memory_mib) = args.memory_mib {
         spec.limits.memory_mib = memory_mib;
     }
@@ -275,7 +318,7 @@ fn print_line(out: &mut impl Write, value: &serde_json::Value) -> anyhow::Result
 
 fn run_plugin(args: RunArgs) -> anyhow::Result<()> {
     let spec = run_spec(&args)?;
-    let runtime = runtime(args.cache_dir.clone())?;
+    let runtime = runtime(args.cache_dir.clone(), model_registry(&args)?)?;
     let mut plugin = runtime.load(&spec)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

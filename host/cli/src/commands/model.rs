@@ -351,8 +351,39 @@ pub struct ChatArgs {
     /// A system message opening the conversation.
     #[arg(long)]
     pub system: Option<String>,
+    /// A thought-template plugin (`.wasm`): each turn is rendered with its thought prompt, and
+    /// the answer is shown split into the thought and the response. Only responses stay in the
+    /// conversation, as at evaluation.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// The template plugin's configuration as a JSON object.
+    #[arg(long, default_value = "{}", requires = "template")]
+    pub template_config: String,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+}
+
+/// The thought template of `ponder chat --template`.
+fn chat_template_plugin(args: &ChatArgs) -> anyhow::Result<Option<ponder_plugin_runtime::Plugin>> {
+    let Some(path) = &args.template else {
+        return Ok(None);
+    };
+    let config: serde_json::Value = serde_json::from_str(&args.template_config)
+        .context("--template-config is not valid JSON")?;
+    let mut spec = ponder_manifest::PluginSpec::wasm(ponder_manifest::Role::Template, path);
+    spec.config = config;
+    let runtime = crate::commands::plugins::runtime(None, None)?;
+    Ok(Some(runtime.load(&spec)?))
+}
+
+fn plugin_messages(messages: &[Message]) -> Vec<ponder_plugin_runtime::types::Message> {
+    messages
+        .iter()
+        .map(|m| ponder_plugin_runtime::types::Message {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        })
+        .collect()
 }
 
 /// Runs `ponder chat`: one user turn per stdin line, the answer streamed to stdout. An empty
@@ -366,6 +397,9 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| Message::new("system", s.clone()))
         .collect();
+    let mut template = chat_template_plugin(&args)?;
+    // With a template the raw output is split after generation, so it is not streamed.
+    let stream = template.is_none();
     let stdin = std::io::stdin();
     eprint!("> ");
     for (turn, line) in (0u64..).zip(stdin.lock().lines()) {
@@ -374,7 +408,17 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
             break;
         }
         messages.push(Message::new("user", line));
-        let prompt = loaded.checkpoint.encode_chat(&messages, true)?;
+        let prompt = match template.as_mut() {
+            Some(plugin) => {
+                let rendered: Vec<Message> = plugin
+                    .render(&plugin_messages(&messages))?
+                    .into_iter()
+                    .map(|m| Message::new(m.role, m.content))
+                    .collect();
+                loaded.checkpoint.encode_chat(&rendered, true)?
+            }
+            None => loaded.checkpoint.encode_chat(&messages, true)?,
+        };
         let request = GenerationRequest {
             prompt,
             seeds: vec![args.sampling.seed.wrapping_add(turn)],
@@ -387,6 +431,9 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
             &[request],
             &params,
             &mut |event| {
+                if !stream {
+                    return;
+                }
                 streamed.push(event.token);
                 if let Ok(text) = tokenizer.decode(&streamed, true)
                     && text.len() > printed
@@ -398,11 +445,29 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
                 }
             },
         )?;
-        let answer = sequences[0].text.clone();
-        if answer.len() > printed && answer.is_char_boundary(printed) {
-            print!("{}", &answer[printed..]);
-        }
-        println!();
+        let output = sequences[0].text.clone();
+        let answer = match template.as_mut() {
+            Some(plugin) => match plugin.parse(&output)? {
+                ponder_plugin_runtime::types::Parsed::Ok(split) => {
+                    if !split.thought.trim().is_empty() {
+                        println!("[thought]\n{}", split.thought.trim());
+                    }
+                    println!("[response]\n{}", split.response.trim());
+                    split.response
+                }
+                ponder_plugin_runtime::types::Parsed::Failure(why) => {
+                    println!("[unparsed output: {why}]\n{output}");
+                    output
+                }
+            },
+            None => {
+                if output.len() > printed && output.is_char_boundary(printed) {
+                    print!("{}", &output[printed..]);
+                }
+                println!();
+                output
+            }
+        };
         messages.push(Message::new("assistant", answer));
         eprint!("> ");
     }

@@ -21,6 +21,7 @@
 
 mod batch;
 mod cache;
+pub mod cpu_engine;
 mod device;
 mod error;
 mod model;
@@ -30,6 +31,7 @@ pub mod scoring;
 
 pub use batch::{PaddingSide, TokenBatch};
 pub use cache::KvCache;
+pub use cpu_engine::{CpuEngine, CpuKvCache};
 pub use device::parse_device;
 pub use error::ModelError;
 pub use model::{CausalLm, DecoderLayer, HfLinear, Mlp, ParamTensor, RmsNorm, SelfAttention};

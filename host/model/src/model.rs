@@ -315,6 +315,11 @@ impl CausalLm {
         &self.config
     }
 
+    /// The rotary embedding tables' generator.
+    pub(crate) fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
     /// The device the parameters live on.
     pub fn device(&self) -> Device {
         self.embed_tokens.val().device()

@@ -18,7 +18,73 @@ pub use filter::sample_token;
 pub use rng::SequenceRng;
 
 use crate::batch::{PaddingSide, TokenBatch};
-use crate::{CausalLm, KvCache, ModelError};
+use crate::{CausalLm, CpuEngine, CpuKvCache, KvCache, ModelError};
+
+/// What the sampler needs of a model: a cache, a forward of new columns that returns each row's
+/// last logits, and a copy of chosen cache rows.
+trait Decoder {
+    type Cache;
+    fn vocab_size(&self) -> usize;
+    fn new_cache(&self, rows: usize, capacity: usize) -> Self::Cache;
+    fn forward_last(
+        &self,
+        batch: &TokenBatch,
+        cache: &mut Self::Cache,
+    ) -> Result<Vec<f32>, ModelError>;
+    fn select_rows(
+        cache: &Self::Cache,
+        rows: &[usize],
+        capacity: usize,
+    ) -> Result<Self::Cache, ModelError>;
+}
+
+impl Decoder for CausalLm {
+    type Cache = KvCache;
+    fn vocab_size(&self) -> usize {
+        self.config().vocab_size
+    }
+    fn new_cache(&self, rows: usize, capacity: usize) -> KvCache {
+        KvCache::new(self, rows, capacity)
+    }
+    fn forward_last(
+        &self,
+        batch: &TokenBatch,
+        cache: &mut KvCache,
+    ) -> Result<Vec<f32>, ModelError> {
+        read_logits(self.forward_cached(batch, cache, true)?)
+    }
+    fn select_rows(
+        cache: &KvCache,
+        rows: &[usize],
+        capacity: usize,
+    ) -> Result<KvCache, ModelError> {
+        cache.select_rows(rows, capacity)
+    }
+}
+
+impl Decoder for CpuEngine {
+    type Cache = CpuKvCache;
+    fn vocab_size(&self) -> usize {
+        self.config().vocab_size
+    }
+    fn new_cache(&self, rows: usize, capacity: usize) -> CpuKvCache {
+        CpuEngine::new_cache(self, rows, capacity)
+    }
+    fn forward_last(
+        &self,
+        batch: &TokenBatch,
+        cache: &mut CpuKvCache,
+    ) -> Result<Vec<f32>, ModelError> {
+        CpuEngine::forward_last(self, batch, cache)
+    }
+    fn select_rows(
+        cache: &CpuKvCache,
+        rows: &[usize],
+        capacity: usize,
+    ) -> Result<CpuKvCache, ModelError> {
+        cache.select_rows(rows, capacity)
+    }
+}
 
 /// How tokens are chosen and when a sequence stops.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,6 +216,9 @@ struct Row {
 ///
 /// `tokenizer` decodes the output text (and finds stop strings); `on_token` sees every token
 /// appended to a sequence, in the order produced.
+///
+/// On the plain CPU device the model runs through [`CpuEngine`] (same weights, hand-written
+/// kernels); elsewhere through burn.
 pub fn generate(
     model: &CausalLm,
     tokenizer: &Tokenizer,
@@ -157,8 +226,21 @@ pub fn generate(
     params: &SamplingParams,
     on_token: &mut dyn FnMut(&StreamEvent),
 ) -> Result<(Vec<GeneratedSequence>, GenerationStats), ModelError> {
+    match CpuEngine::new(model) {
+        Some(engine) => generate_with(&engine, tokenizer, requests, params, on_token),
+        None => generate_with(model, tokenizer, requests, params, on_token),
+    }
+}
+
+fn generate_with<D: Decoder>(
+    model: &D,
+    tokenizer: &Tokenizer,
+    requests: &[GenerationRequest],
+    params: &SamplingParams,
+    on_token: &mut dyn FnMut(&StreamEvent),
+) -> Result<(Vec<GeneratedSequence>, GenerationStats), ModelError> {
     params.validate()?;
-    let vocab = model.config().vocab_size;
+    let vocab = model.vocab_size();
     for (index, request) in requests.iter().enumerate() {
         if request.prompt.is_empty() {
             return Err(ModelError::InvalidRequest(format!(
@@ -207,11 +289,10 @@ pub fn generate(
     let prompt_batch = TokenBatch::padded(&prompts, PaddingSide::Left)?;
     prompt_batch.validate(vocab)?;
     stats.prefill_tokens = prompts.iter().map(Vec::len).sum();
-    let mut prompt_cache = KvCache::new(model, prompts.len(), prompt_batch.len);
-    let logits = model.forward_cached(&prompt_batch, &mut prompt_cache, true)?;
-    let prompt_logits = read_logits(logits)?;
+    let mut prompt_cache = model.new_cache(prompts.len(), prompt_batch.len);
+    let prompt_logits = model.forward_last(&prompt_batch, &mut prompt_cache)?;
     let capacity = prompt_batch.len + params.max_new_tokens;
-    let mut cache = prompt_cache.select_rows(&prompt_of_row, capacity)?;
+    let mut cache = D::select_rows(&prompt_cache, &prompt_of_row, capacity)?;
     drop(prompt_cache);
     // `active[i]` is the row decoded in cache row `i`.
     let mut active: Vec<usize> = (0..rows.len()).collect();
@@ -245,7 +326,7 @@ pub fn generate(
             let keep: Vec<usize> = (0..active.len())
                 .filter(|&i| rows[active[i]].finish.is_none())
                 .collect();
-            cache = cache.select_rows(&keep, capacity)?;
+            cache = D::select_rows(&cache, &keep, capacity)?;
             active = keep.iter().map(|&i| active[i]).collect();
         }
         let batch = TokenBatch {
@@ -258,8 +339,7 @@ pub fn generate(
             positions: active.iter().map(|&r| rows[r].position).collect(),
             valid: vec![true; active.len()],
         };
-        let logits = model.forward_cached(&batch, &mut cache, true)?;
-        let logits = read_logits(logits)?;
+        let logits = model.forward_last(&batch, &mut cache)?;
         stats.decode_steps += 1;
         let sampled = sample_rows(&logits, vocab, &active, &mut rows, params);
         for (slot, &row_index) in active.iter().enumerate() {

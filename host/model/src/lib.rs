@@ -24,6 +24,7 @@ mod cache;
 pub mod cpu_engine;
 mod device;
 mod error;
+pub mod lora;
 mod model;
 mod rope;
 pub mod sampler;
@@ -34,6 +35,7 @@ pub use cache::KvCache;
 pub use cpu_engine::{CpuEngine, CpuKvCache};
 pub use device::parse_device;
 pub use error::ModelError;
+pub use lora::{LoraAdapter, LoraConfig, LoraTarget};
 pub use model::{CausalLm, DecoderLayer, HfLinear, Mlp, ParamTensor, RmsNorm, SelfAttention};
 pub use rope::Rope;
 pub use sampler::{

@@ -14,6 +14,7 @@ use ponder_checkpoint::{Checkpoint, HostTensor, ModelConfig, Weights};
 
 use crate::batch::TokenBatch;
 use crate::device::is_plain_flex;
+use crate::lora::LoraAdapter;
 use crate::rope::Rope;
 use crate::{KvCache, ModelError};
 
@@ -24,15 +25,34 @@ pub struct HfLinear {
     pub weight: Param<Tensor<2>>,
     /// `[out_features]`, when the layer has a bias.
     pub bias: Option<Param<Tensor<1>>>,
+    /// A trainable low-rank update (LoRA, see [`crate::lora`]); `None` for a plain layer.
+    pub lora: Option<LoraAdapter>,
 }
 
 impl HfLinear {
     fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        linear(
+        let update = self
+            .lora
+            .as_ref()
+            .map(|adapter| adapter.forward(input.clone()));
+        let output = linear(
             input,
             self.weight.val().transpose(),
             self.bias.as_ref().map(Param::val),
-        )
+        );
+        match update {
+            Some(update) => output + update,
+            None => output,
+        }
+    }
+
+    /// The effective weight `[out, in]`: the stored one, plus the LoRA update when an adapter
+    /// is attached (what a checkpoint saves: adapters merged).
+    pub fn merged_weight(&self) -> Tensor<2> {
+        match &self.lora {
+            Some(adapter) => self.weight.val() + adapter.delta(),
+            None => self.weight.val(),
+        }
     }
 }
 
@@ -262,18 +282,22 @@ impl CausalLm {
                     q_proj: HfLinear {
                         weight: q,
                         bias: q_bias,
+                        lora: None,
                     },
                     k_proj: HfLinear {
                         weight: k,
                         bias: k_bias,
+                        lora: None,
                     },
                     v_proj: HfLinear {
                         weight: v,
                         bias: v_bias,
+                        lora: None,
                     },
                     o_proj: HfLinear {
                         weight: o,
                         bias: None,
+                        lora: None,
                     },
                 },
                 post_attention_layernorm: RmsNorm {
@@ -284,14 +308,17 @@ impl CausalLm {
                     gate_proj: HfLinear {
                         weight: gate,
                         bias: None,
+                        lora: None,
                     },
                     up_proj: HfLinear {
                         weight: up,
                         bias: None,
+                        lora: None,
                     },
                     down_proj: HfLinear {
                         weight: down,
                         bias: None,
+                        lora: None,
                     },
                 },
             });
@@ -304,7 +331,11 @@ impl CausalLm {
             embed_tokens,
             layers,
             norm,
-            lm_head: lm_head.map(|weight| HfLinear { weight, bias: None }),
+            lm_head: lm_head.map(|weight| HfLinear {
+                weight,
+                bias: None,
+                lora: None,
+            }),
             config: config.clone(),
             rope: Rope::new(config),
         })
@@ -326,7 +357,8 @@ impl CausalLm {
     }
 
     /// Every parameter under its Hugging Face name, in the Hugging Face layout. Tied models
-    /// list no `lm_head.weight`.
+    /// list no `lm_head.weight`. LoRA adapters are merged into their layer's weight
+    /// ([`HfLinear::merged_weight`]); [`CausalLm::lora_weights`] lists them unmerged.
     pub fn hf_parameters(&self) -> Vec<(String, ParamTensor)> {
         let mut out = Vec::new();
         out.push((
@@ -336,7 +368,7 @@ impl CausalLm {
         let push_linear = |out: &mut Vec<(String, ParamTensor)>, name: String, layer: &HfLinear| {
             out.push((
                 format!("{name}.weight"),
-                ParamTensor::Matrix(layer.weight.val()),
+                ParamTensor::Matrix(layer.merged_weight()),
             ));
             if let Some(bias) = &layer.bias {
                 out.push((format!("{name}.bias"), ParamTensor::Vector(bias.val())));

@@ -24,6 +24,7 @@ pub use data::{BatchSize, PairRow, TokenizedPair, read_pairs, tokenize_pairs};
 pub use error::TrainError;
 pub use loss::{LossConfig, LossKind, LossOutput, PairLogps, preference_loss};
 pub use optim::{AdamW, AdamWConfig, GradientAccumulator};
+pub use ponder_model::{LoraConfig, LoraTarget};
 pub use schedule::{Schedule, ScheduleKind};
 pub use train::{
     BatchSizeConfig, DpoConfig, DpoJob, DpoOutcome, EvalHook, TrainableModel, train_dpo,

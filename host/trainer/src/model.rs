@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Int, Tensor};
 use ponder_checkpoint::{Checkpoint, Weights};
-use ponder_model::{CausalLm, PaddingSide, TokenBatch};
+use ponder_model::{CausalLm, LoraConfig, PaddingSide, TokenBatch};
 
 use crate::error::TrainError;
 use crate::logps::LogitsModel;
@@ -42,6 +42,18 @@ impl TrainableModel for CausalLm {
 
     fn to_weights(&self) -> Result<Weights, TrainError> {
         CausalLm::to_weights(self).map_err(model_error)
+    }
+
+    fn with_lora(self, config: &LoraConfig, seed: u64) -> Result<Self, TrainError> {
+        CausalLm::with_lora(self, config, seed).map_err(model_error)
+    }
+
+    fn with_lora_weights(self, config: &LoraConfig, weights: &Weights) -> Result<Self, TrainError> {
+        CausalLm::with_lora_weights(self, config, weights).map_err(model_error)
+    }
+
+    fn lora_weights(&self) -> Result<Weights, TrainError> {
+        CausalLm::lora_weights(self).map_err(model_error)
     }
 }
 

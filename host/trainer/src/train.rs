@@ -7,6 +7,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use ponder_checkpoint::{Checkpoint, Weights};
+use ponder_model::LoraConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{BatchSize, PairRow, TokenizedPair, epoch_order, micro_batches, tokenize_pairs};
@@ -26,6 +27,14 @@ pub trait TrainableModel: Module + LogitsModel + Sized {
     fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, TrainError>;
     /// The weights in Hugging Face names and layout, on the host (LoRA merged).
     fn to_weights(&self) -> Result<Weights, TrainError>;
+    /// Freezes every weight and attaches fresh LoRA adapters (output unchanged), seeded by
+    /// `seed`.
+    fn with_lora(self, config: &LoraConfig, seed: u64) -> Result<Self, TrainError>;
+    /// Freezes every weight and attaches LoRA adapters holding `weights` (from
+    /// [`TrainableModel::lora_weights`]).
+    fn with_lora_weights(self, config: &LoraConfig, weights: &Weights) -> Result<Self, TrainError>;
+    /// The adapters' weights, unmerged (empty without LoRA).
+    fn lora_weights(&self) -> Result<Weights, TrainError>;
 }
 
 /// Everything that shapes a DPO run.
@@ -55,6 +64,10 @@ pub struct DpoConfig {
     pub save_every: Option<u64>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Train LoRA adapters on a frozen model instead of every weight (`None` = full fine-tune).
+    /// Left out of the serialised form when `None`, so full fine-tunes keep their run keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
 }
 
 /// Serialisable form of [`BatchSize`].
@@ -94,6 +107,7 @@ impl Default for DpoConfig {
             max_length: None,
             save_every: None,
             progress: true,
+            lora: None,
         }
     }
 }
@@ -120,6 +134,10 @@ impl DpoConfig {
             return Err(TrainError::Config(
                 "epochs and gradient accumulation must be at least 1".to_string(),
             ));
+        }
+        if let Some(lora) = &self.lora {
+            lora.validate()
+                .map_err(|e| TrainError::Config(e.to_string()))?;
         }
         match self.batch {
             BatchSizeConfig::Pairs(0) | BatchSizeConfig::Tokens(0) => Err(TrainError::Config(
@@ -179,10 +197,61 @@ struct TrainerState {
     completed: bool,
     best_metric: Option<f64>,
     last: Option<StepMetrics>,
+    /// The run's LoRA settings (`None` = full fine-tune), to refuse resuming with others.
+    #[serde(default)]
+    lora: Option<LoraConfig>,
 }
 
 const STATE_FILE: &str = "trainer_state.json";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The LoRA factors of a resumable checkpoint, unmerged (`model/` holds them merged).
+const ADAPTER_FILE: &str = "adapter.safetensors";
+
+fn describe_lora(lora: &Option<LoraConfig>) -> String {
+    match lora {
+        None => "a full fine-tune (no LoRA)".to_string(),
+        Some(l) => format!(
+            "LoRA rank {} alpha {} on {}",
+            l.rank,
+            l.alpha,
+            l.targets
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+/// Refuses to run in a directory that holds a run (finished or resumable) with other LoRA
+/// settings: its checkpoints cannot continue this run, and starting over would mix the two.
+fn check_lora_matches(out: &Path, lora: &Option<LoraConfig>) -> Result<(), TrainError> {
+    let mut states: Vec<(PathBuf, TrainerState)> = Vec::new();
+    let final_state = out.join(STATE_FILE);
+    if let Some(state) = read_state(&final_state) {
+        states.push((final_state, state));
+    }
+    if let Ok(entries) = std::fs::read_dir(out.join("checkpoints")) {
+        for entry in entries.flatten() {
+            let path = entry.path().join(STATE_FILE);
+            if let Some(state) = read_state(&path) {
+                states.push((path, state));
+            }
+        }
+    }
+    for (path, state) in states {
+        if &state.lora != lora {
+            return Err(TrainError::Config(format!(
+                "{} belongs to {}, but this run asks for {}; use the same LoRA settings to \
+                 resume, or another output directory",
+                path.display(),
+                describe_lora(&state.lora),
+                describe_lora(lora)
+            )));
+        }
+    }
+    Ok(())
+}
 
 fn read_state(path: &Path) -> Option<TrainerState> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -406,6 +475,7 @@ pub fn train_dpo<M: TrainableModel>(
         &job.device,
     )?;
     let key = run_key(&reference_key, config)?;
+    check_lora_matches(out, &config.lora)?;
     let model_dir = out.join("model");
     let best_dir = out.join("best");
     let final_state_path = out.join(STATE_FILE);
@@ -436,14 +506,32 @@ pub fn train_dpo<M: TrainableModel>(
     let (mut model, mut optimizer, start_step, mut best_metric, mut last) =
         match latest_checkpoint(out, &key) {
             Some((dir, state)) => {
-                let resumed = Checkpoint::load(&dir.join("model"))?;
-                let model = M::from_checkpoint(&resumed, &train_device)?;
+                let model = match &config.lora {
+                    // the base stays frozen at the starting policy; only the factors moved
+                    Some(lora) => {
+                        let mut adapters = Weights::new();
+                        ponder_checkpoint::read_safetensors_file(
+                            &dir.join(ADAPTER_FILE),
+                            &mut adapters,
+                        )?;
+                        M::from_checkpoint(job.policy, &train_device)?
+                            .with_lora_weights(lora, &adapters)?
+                    }
+                    None => {
+                        let resumed = Checkpoint::load(&dir.join("model"))?;
+                        M::from_checkpoint(&resumed, &train_device)?
+                    }
+                };
                 let optimizer =
                     AdamW::load(config.optimizer, &dir.join(OPTIMIZER_FILE), &job.device)?;
                 (model, optimizer, state.step, state.best_metric, state.last)
             }
             None => (
-                M::from_checkpoint(job.policy, &train_device)?,
+                match &config.lora {
+                    Some(lora) => M::from_checkpoint(job.policy, &train_device)?
+                        .with_lora(lora, config.seed)?,
+                    None => M::from_checkpoint(job.policy, &train_device)?,
+                },
                 AdamW::new(config.optimizer),
                 0,
                 None,
@@ -579,6 +667,7 @@ pub fn train_dpo<M: TrainableModel>(
                         completed: false,
                         best_metric,
                         last: last.clone(),
+                        lora: config.lora.clone(),
                     },
                 )?;
             }
@@ -599,6 +688,7 @@ pub fn train_dpo<M: TrainableModel>(
             completed: true,
             best_metric,
             last: last.clone(),
+            lora: config.lora.clone(),
         },
     )?;
     let checkpoints = out.join("checkpoints");
@@ -626,6 +716,9 @@ fn save_checkpoint<M: TrainableModel>(
     let dir = checkpoint_dir(out, state.step);
     std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     save_model(model, template, &dir.join("model"))?;
+    if state.lora.is_some() {
+        ponder_checkpoint::write_safetensors_f32(&dir.join(ADAPTER_FILE), &model.lora_weights()?)?;
+    }
     optimizer.save(&dir.join(OPTIMIZER_FILE))?;
     write_state(&dir.join(STATE_FILE), &state)?;
     if let Ok(entries) = std::fs::read_dir(out.join("checkpoints")) {

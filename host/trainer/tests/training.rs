@@ -8,9 +8,12 @@ use burn::tensor::{Device, Tensor};
 use common::tiny_dir;
 use ponder_checkpoint::{Checkpoint, HostTensor, Message};
 use ponder_model::{CausalLm, PaddingSide, TokenBatch};
+use ponder_trainer::optim::parameter_paths;
 use ponder_trainer::reference::compute_logps;
+use ponder_trainer::train::micro_step;
 use ponder_trainer::{
-    AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, PairRow, ScheduleKind, TrainError,
+    AdamW, AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, GradientAccumulator,
+    LoraConfig, LoraTarget, LossConfig, PairRow, ScheduleKind, TokenizedPair, TrainError,
     tokenize_pairs, train_dpo,
 };
 
@@ -210,31 +213,44 @@ fn weights(dir: &Path) -> Vec<(String, HostTensor)> {
     out
 }
 
-#[test]
-fn an_interrupted_run_resumes_to_the_same_result() {
-    let policy = load("policy");
-    let reference = load("llama");
-    let rows = pairs();
+fn job<'a>(
+    policy: &'a Checkpoint,
+    reference: &'a Checkpoint,
+    rows: &'a [PairRow],
+    dir: &'a Path,
+) -> DpoJob<'a> {
+    DpoJob {
+        policy,
+        reference: Some(reference),
+        pairs: rows,
+        out_dir: dir,
+        device: Device::default(),
+    }
+}
+
+/// The run configuration of the resume tests: a checkpoint every step, warm-up and cosine decay.
+fn resume_config(lora: Option<LoraConfig>) -> DpoConfig {
     let mut config = config(2);
     config.save_every = Some(1);
     config.schedule = ScheduleKind::Cosine;
     config.warmup_steps = 1;
+    config.lora = lora;
+    config
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_result() {
+    resume_replays_exactly(&resume_config(None));
+}
+
+/// Runs `config` straight and interrupted after step 2 + resumed; the results must agree.
+fn resume_replays_exactly(config: &DpoConfig) {
+    let policy = load("policy");
+    let reference = load("llama");
+    let rows = pairs();
+    let config = config.clone();
 
     let straight = tempfile::tempdir().unwrap();
-    fn job<'a>(
-        policy: &'a Checkpoint,
-        reference: &'a Checkpoint,
-        rows: &'a [PairRow],
-        dir: &'a Path,
-    ) -> DpoJob<'a> {
-        DpoJob {
-            policy,
-            reference: Some(reference),
-            pairs: rows,
-            out_dir: dir,
-            device: Device::default(),
-        }
-    }
     let mut hook = StopAt(None);
     train_dpo::<CausalLm>(
         &job(&policy, &reference, &rows, straight.path()),
@@ -319,4 +335,280 @@ fn a_nan_loss_stops_before_anything_is_written() {
     assert!(message.contains("loss is NaN"), "{message}");
     assert!(!out.path().join("model").exists());
     assert!(!out.path().join("checkpoints").exists());
+}
+
+// ---- LoRA ----
+
+/// A copy of `model` without its adapters: the frozen base weights.
+fn without_adapters(model: &CausalLm) -> CausalLm {
+    let mut base = model.clone();
+    for layer in &mut base.layers {
+        for projection in [
+            &mut layer.self_attn.q_proj,
+            &mut layer.self_attn.k_proj,
+            &mut layer.self_attn.v_proj,
+            &mut layer.self_attn.o_proj,
+            &mut layer.mlp.gate_proj,
+            &mut layer.mlp.up_proj,
+            &mut layer.mlp.down_proj,
+        ] {
+            projection.lora = None;
+        }
+    }
+    base
+}
+
+fn host_weights(model: &CausalLm) -> Vec<(String, HostTensor)> {
+    let mut out: Vec<(String, HostTensor)> = model
+        .to_weights()
+        .unwrap()
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn a_fresh_adapter_leaves_the_logits_unchanged() {
+    let device = Device::default();
+    let base = CausalLm::from_checkpoint(&load("policy"), &device).unwrap();
+    let adapted = base.clone().with_lora(&LoraConfig::new(4), 7).unwrap();
+    assert!(adapted.has_lora());
+    assert_eq!(
+        adapted.lora_weights().unwrap().len(),
+        2 * 7 * base.layers.len()
+    );
+    assert_eq!(logits(&adapted), logits(&base));
+    // merged with B = 0, the saved weights are the base weights
+    assert_eq!(host_weights(&adapted), host_weights(&base));
+}
+
+#[test]
+fn a_lora_step_trains_only_the_adapters() {
+    let device = Device::default();
+    let train_device = device.clone().autodiff();
+    let policy = load("policy");
+    let tokenized = tokenize_pairs(&policy, &pairs(), None).unwrap();
+    let reference = compute_logps(
+        &CausalLm::from_checkpoint(&policy, &device).unwrap(),
+        &tokenized,
+        4,
+        &device,
+    )
+    .unwrap();
+    let lora = LoraConfig {
+        targets: vec![LoraTarget::QProj, LoraTarget::VProj, LoraTarget::DownProj],
+        ..LoraConfig::new(4)
+    };
+    let model = CausalLm::from_checkpoint(&policy, &train_device)
+        .unwrap()
+        .with_lora(&lora, 1)
+        .unwrap();
+    let base_before = host_weights(&without_adapters(&model));
+    let adapters_before = model.lora_weights().unwrap();
+
+    let mut grads = GradientAccumulator::new();
+    let batch: Vec<&TokenizedPair> = tokenized.iter().collect();
+    let total: f64 = tokenized.iter().map(|p| p.weight).sum();
+    micro_step(
+        &model,
+        &batch,
+        &reference,
+        total,
+        &LossConfig::default(),
+        &train_device,
+        1,
+        Some(&mut grads),
+    )
+    .unwrap();
+    // gradients (and so optimiser state) exist for the adapters only, and for every B
+    let paths = parameter_paths(&model);
+    let with_grad: Vec<&String> = paths
+        .iter()
+        .filter(|(id, _)| grads.get(id).is_some())
+        .map(|(_, path)| path)
+        .collect();
+    assert!(!with_grad.is_empty());
+    assert!(
+        with_grad.iter().all(|p| p.contains(".lora.")),
+        "{with_grad:?}"
+    );
+    let b_count = paths.iter().filter(|(_, p)| p.ends_with(".lora.b")).count();
+    assert_eq!(b_count, 3 * model.layers.len());
+    assert_eq!(
+        with_grad.iter().filter(|p| p.ends_with(".lora.b")).count(),
+        b_count
+    );
+
+    let mut optimizer = AdamW::new(AdamWConfig {
+        lr: 1e-2,
+        ..AdamWConfig::default()
+    });
+    let model = optimizer.step(model, grads, 1e-2);
+    assert_eq!(host_weights(&without_adapters(&model)), base_before);
+    let adapters_after = model.lora_weights().unwrap();
+    let changed = |suffix: &str| {
+        adapters_after
+            .iter()
+            .filter(|(name, _)| name.ends_with(suffix))
+            .all(|(name, t)| t.data != adapters_before.get(name).unwrap().data)
+    };
+    assert!(changed("lora_B.weight"), "every B moved");
+    // merged, the targeted weights moved and the others did not
+    let merged = host_weights(&model);
+    for ((name, after), (_, before)) in merged.iter().zip(&base_before) {
+        let targeted =
+            name.contains("q_proj") || name.contains("v_proj") || name.contains("down_proj");
+        assert_eq!(after.data != before.data, targeted, "{name}");
+    }
+}
+
+#[test]
+fn merged_adapters_give_the_same_logits_after_a_save_and_load() {
+    let device = Device::default();
+    let policy = load("policy");
+    let base = CausalLm::from_checkpoint(&policy, &device).unwrap();
+    let lora = LoraConfig::new(4);
+    let mut factors = base
+        .clone()
+        .with_lora(&lora, 11)
+        .unwrap()
+        .lora_weights()
+        .unwrap();
+    // a non-zero B, so that the adapters change the output
+    let names: Vec<String> = factors.names().map(str::to_string).collect();
+    for name in names.iter().filter(|n| n.ends_with("lora_B.weight")) {
+        let tensor = factors.get(name).unwrap();
+        let data: Vec<f32> = (0..tensor.data.len())
+            .map(|i| 0.05 * ((i as f32) * 0.37).sin())
+            .collect();
+        let replaced = HostTensor::new(tensor.shape.clone(), data).unwrap();
+        factors.insert(name.clone(), replaced);
+    }
+    let adapted = base.clone().with_lora_weights(&lora, &factors).unwrap();
+    let adapted_logits = logits(&adapted);
+    let base_logits = logits(&base);
+    assert!(
+        adapted_logits
+            .iter()
+            .zip(&base_logits)
+            .any(|(a, b)| (a - b).abs() > 1e-3),
+        "the adapters change the logits"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("merged");
+    ponder_checkpoint::save_hf_dir(
+        &saved,
+        &policy.config,
+        &adapted.to_weights().unwrap(),
+        &policy.tokenizer,
+        policy.chat_template.as_ref(),
+    )
+    .unwrap();
+    let merged = CausalLm::from_checkpoint(&Checkpoint::load(&saved).unwrap(), &device).unwrap();
+    assert!(!merged.has_lora());
+    let worst = logits(&merged)
+        .iter()
+        .zip(&adapted_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "merged logits differ by {worst}");
+}
+
+fn lora_config(rank: usize) -> LoraConfig {
+    LoraConfig::new(rank)
+}
+
+#[test]
+fn lora_training_raises_reward_margin_and_accuracy() {
+    let out = tempfile::tempdir().unwrap();
+    let policy = load("llama");
+    let rows = pairs();
+    let job = DpoJob {
+        policy: &policy,
+        reference: None,
+        pairs: &rows,
+        out_dir: out.path(),
+        device: Device::default(),
+    };
+    let mut config = config(4);
+    config.optimizer.lr = 1e-2;
+    config.lora = Some(lora_config(8));
+    let outcome = train_dpo::<CausalLm>(&job, &config, None).expect("LoRA training runs");
+    assert_eq!(outcome.steps, 8);
+    // the saved model is a plain checkpoint (adapters merged)
+    let trained = Checkpoint::load(&outcome.model_dir).expect("trained model loads");
+    assert!(
+        trained.weights.names().all(|n| !n.contains("lora")),
+        "no adapter tensors in the saved model"
+    );
+    let (margin_after, accuracy_after) = margin_and_accuracy(&trained, &policy, &rows);
+    assert!(
+        margin_after > 0.1,
+        "margin after LoRA training: {margin_after}"
+    );
+    assert_eq!(accuracy_after, 1.0);
+    // only the adapted projections moved
+    let embed = |c: &Checkpoint| {
+        c.weights
+            .get("model.embed_tokens.weight")
+            .unwrap()
+            .data
+            .clone()
+    };
+    assert_eq!(embed(&trained), embed(&policy));
+    let q = |c: &Checkpoint| {
+        c.weights
+            .get("model.layers.0.self_attn.q_proj.weight")
+            .unwrap()
+            .data
+            .clone()
+    };
+    assert_ne!(q(&trained), q(&policy));
+}
+
+#[test]
+fn an_interrupted_lora_run_resumes_to_the_same_result() {
+    resume_replays_exactly(&resume_config(Some(lora_config(4))));
+}
+
+#[test]
+fn resuming_with_other_lora_settings_is_refused() {
+    let policy = load("policy");
+    let reference = load("llama");
+    let rows = pairs();
+    let dir = tempfile::tempdir().unwrap();
+    let config = resume_config(Some(lora_config(4)));
+    let mut failing = StopAt(Some(3));
+    train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, dir.path()),
+        &config,
+        Some(&mut failing),
+    )
+    .expect_err("the hook interrupts the run");
+    assert!(
+        dir.path()
+            .join("checkpoints/step-000002/adapter.safetensors")
+            .exists()
+    );
+    for other in [resume_config(Some(lora_config(8))), resume_config(None)] {
+        let error = train_dpo::<CausalLm>(
+            &job(&policy, &reference, &rows, dir.path()),
+            &other,
+            Some(&mut StopAt(None)),
+        )
+        .expect_err("other LoRA settings are refused");
+        let message = error.to_string();
+        assert!(message.contains("LoRA rank 4"), "{message}");
+        assert!(message.contains("same LoRA settings"), "{message}");
+    }
+    // the same settings still resume
+    let outcome = train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, dir.path()),
+        &config,
+        Some(&mut StopAt(None)),
+    )
+    .unwrap();
+    assert_eq!(outcome.steps, 4);
 }

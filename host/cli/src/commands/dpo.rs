@@ -10,8 +10,9 @@ use ponder_model::CausalLm;
 use ponder_trainer::train::evaluate_pairs;
 use ponder_trainer::train::reference_logps;
 use ponder_trainer::{
-    AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LossConfig, LossKind, PairRow,
-    ScheduleKind, TokenizedPair, TrainError, read_pairs, tokenize_pairs, train_dpo,
+    AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LoraConfig, LoraTarget, LossConfig,
+    LossKind, PairRow, ScheduleKind, TokenizedPair, TrainError, read_pairs, tokenize_pairs,
+    train_dpo,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -114,6 +115,44 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Boxed: keeps `ponder`'s command enum small.
+    #[command(flatten)]
+    pub lora: Box<LoraArgs>,
+}
+
+/// LoRA options shared by `ponder dpo` and `ponder bench dpo`.
+#[derive(Args, Debug, Clone)]
+pub struct LoraArgs {
+    /// Train LoRA adapters of this rank on a frozen model instead of every weight (less memory,
+    /// faster steps). The saved model has the adapters merged, so it loads as a plain model.
+    /// Without it: full fine-tune.
+    #[arg(long)]
+    pub lora_rank: Option<usize>,
+    /// LoRA scaling numerator: the update is multiplied by alpha / rank [default: 2 × rank].
+    #[arg(long, requires = "lora_rank")]
+    pub lora_alpha: Option<f64>,
+    /// Comma-separated projections that get LoRA adapters, in every layer [default:
+    /// q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj].
+    #[arg(long, requires = "lora_rank")]
+    pub lora_targets: Option<String>,
+}
+
+impl LoraArgs {
+    /// The LoRA settings (`None` without `--lora-rank`).
+    pub fn config(&self) -> anyhow::Result<Option<LoraConfig>> {
+        let Some(rank) = self.lora_rank else {
+            return Ok(None);
+        };
+        let mut config = LoraConfig::new(rank);
+        if let Some(alpha) = self.lora_alpha {
+            config.alpha = alpha;
+        }
+        if let Some(targets) = &self.lora_targets {
+            config.targets = LoraTarget::parse_list(targets).context("--lora-targets")?;
+        }
+        config.validate()?;
+        Ok(Some(config))
+    }
 }
 
 impl TrainArgs {
@@ -149,6 +188,7 @@ impl TrainArgs {
             max_length: self.max_length,
             save_every: self.save_every,
             progress: !self.no_progress,
+            lora: self.lora.config()?,
         })
     }
 }
@@ -270,6 +310,8 @@ pub struct DpoBenchArgs {
     /// Run directory (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 /// Random lowercase-word tokens, as `bench_dpo.py` draws them.
@@ -306,7 +348,7 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 /// `ponder bench dpo`: seconds per optimiser step (median after the first) and peak RSS of a
-/// full fine-tune, float32.
+/// full fine-tune (or LoRA with `--lora-rank`), float32.
 pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
     let device = ponder_model::parse_device(&args.device)?;
     let loaded = Instant::now();
@@ -363,6 +405,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         batch: BatchSizeConfig::Pairs(args.batch_pairs),
         grad_accum: args.grad_accum,
         progress: false,
+        lora: args.lora.config()?,
         ..DpoConfig::default()
     };
     let job = DpoJob {
@@ -399,6 +442,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         "pairs": args.pairs,
         "batch_pairs": args.batch_pairs,
         "grad_accum": args.grad_accum,
+        "lora": config.lora,
         "prompt_tokens": [prompt_lengths.iter().min(), prompt_lengths.iter().max()],
         "completion_tokens": [chosen_lengths.iter().min(), chosen_lengths.iter().max()],
         "steps": outcome.steps,
@@ -412,4 +456,45 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lora(rank: Option<usize>, alpha: Option<f64>, targets: Option<&str>) -> LoraArgs {
+        LoraArgs {
+            lora_rank: rank,
+            lora_alpha: alpha,
+            lora_targets: targets.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn lora_flags_become_a_config() {
+        assert!(lora(None, None, None).config().unwrap().is_none());
+        let config = lora(Some(8), None, None).config().unwrap().unwrap();
+        assert_eq!(
+            (config.rank, config.alpha, config.targets.len()),
+            (8, 16.0, 7)
+        );
+        let config = lora(Some(4), Some(4.0), Some("q_proj,v_proj"))
+            .config()
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.alpha, 4.0);
+        assert_eq!(config.targets, vec![LoraTarget::QProj, LoraTarget::VProj]);
+    }
+
+    #[test]
+    fn a_bad_lora_target_is_a_clear_error() {
+        let error = lora(Some(8), None, Some("q_proj,attn"))
+            .config()
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("--lora-targets"), "{message}");
+        assert!(message.contains("unknown LoRA target `attn`"), "{message}");
+        assert!(message.contains("gate_proj"), "{message}");
+        assert!(lora(Some(0), None, None).config().is_err());
+    }
 }

@@ -254,6 +254,11 @@ fn kaiming_uniform(
     (0..rank * inputs).map(|_| stream.uniform(bound)).collect()
 }
 
+/// Gives the `(A, B)` values of the adapter of one `(layer, target)` whose base weight is
+/// `[out, in]`.
+type FactorSource<'a> =
+    dyn FnMut(usize, LoraTarget, [usize; 2]) -> Result<(Vec<f32>, Vec<f32>), ModelError> + 'a;
+
 fn adapter_name(layer: usize, target: LoraTarget) -> String {
     format!("model.layers.{layer}.{}", target.module_path())
 }
@@ -312,11 +317,7 @@ impl CausalLm {
     fn attach_lora(
         self,
         config: &LoraConfig,
-        factors: &mut dyn FnMut(
-            usize,
-            LoraTarget,
-            [usize; 2],
-        ) -> Result<(Vec<f32>, Vec<f32>), ModelError>,
+        factors: &mut FactorSource,
     ) -> Result<Self, ModelError> {
         config.validate()?;
         if self.has_lora() {

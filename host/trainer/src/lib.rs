@@ -4,7 +4,8 @@
 //! tokenised with the policy's chat template; the reference model's sequence log-probs are computed
 //! once per run (and cached on disk); the policy is trained with a DPO-family loss
 //! ([`loss`]), AdamW with PyTorch's defaults and global-norm clipping ([`optim`]), warm-up and
-//! decay ([`schedule`]), gradient accumulation and seeded shuffles ([`data`]). Checkpoints are
+//! decay ([`schedule`]), gradient accumulation and seeded shuffles ([`data`]); every weight is
+//! trained, or only LoRA adapters on a frozen model ([`DpoConfig::lora`]). Checkpoints are
 //! Hugging Face directories written through `ponder_checkpoint::save_hf_dir`; runs resume from
 //! the newest complete checkpoint.
 

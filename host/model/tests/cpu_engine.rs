@@ -162,3 +162,12 @@ fn no_engine_on_an_autodiff_device() {
     assert!(CpuEngine::new(&model).is_some());
     assert!(CpuEngine::new(&trainable).is_none());
 }
+
+#[test]
+fn no_engine_for_a_model_with_lora_adapters() {
+    let (model, _) = load_model(&reference_dir().join("tiny/llama"));
+    let adapted = model
+        .with_lora(&ponder_model::LoraConfig::new(2), 7)
+        .expect("adapters");
+    assert!(CpuEngine::new(&adapted).is_none());
+}

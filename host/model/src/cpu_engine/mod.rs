@@ -56,6 +56,10 @@ struct Linear {
 
 impl Linear {
     fn of(layer: &HfLinear) -> Option<Linear> {
+        // Adapters stay on the burn path (training-time models; saved models are merged).
+        if layer.lora.is_some() {
+            return None;
+        }
         let [out_features, in_features] = layer.weight.val().dims();
         Some(Linear {
             weight: Buffer::of(layer.weight.val())?,

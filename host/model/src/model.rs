@@ -620,8 +620,11 @@ impl CausalLm {
     }
 }
 
-/// Attention from differentiable primitives (autodiff and GPU devices): keys and values are
-/// repeated for the query heads of their group.
+/// Attention from differentiable primitives (autodiff and GPU devices). The query heads of a
+/// key/value group are stacked along the query axis, `[batch, kv_heads, groups * len, dim]`, so
+/// keys and values are used as they are instead of being repeated per query head (the repeat
+/// was a copy kept for the backward pass of every layer); the scale goes on the (smaller)
+/// queries rather than on the scores.
 fn decomposed_attention(
     query: Tensor<4>,
     key: Tensor<4>,
@@ -630,22 +633,25 @@ fn decomposed_attention(
     groups: usize,
 ) -> Tensor<4> {
     let [batch, heads, new_len, head_dim] = query.dims();
-    let repeat = |t: Tensor<4>| -> Tensor<4> {
-        if groups == 1 {
-            return t;
-        }
-        let [b, kv_heads, len, dim] = t.dims();
-        t.unsqueeze_dim::<5>(2)
-            .expand([b, kv_heads, groups, len, dim])
-            .reshape([b, kv_heads * groups, len, dim])
-    };
-    let key = repeat(key);
-    let value = repeat(value);
+    let kv_heads = heads / groups;
     let key_len = key.dims()[2];
-    let scores = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
-    let mask = mask.expand([batch, heads, new_len, key_len]);
+    let query = (query * (1.0 / (head_dim as f64).sqrt())).reshape([
+        batch,
+        kv_heads,
+        groups * new_len,
+        head_dim,
+    ]);
+    let scores = query.matmul(key.swap_dims(2, 3));
+    // mask [batch, 1, new_len, key_len] → the same for every stacked query head
+    let mask = mask
+        .unsqueeze_dim::<5>(2)
+        .expand([batch, 1, groups, new_len, key_len])
+        .reshape([batch, 1, groups * new_len, key_len])
+        .expand([batch, kv_heads, groups * new_len, key_len]);
     let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
-    softmax(scores, 3).matmul(value)
+    softmax(scores, 3)
+        .matmul(value)
+        .reshape([batch, heads, new_len, head_dim])
 }
 
 fn check_shape(name: &str, tensor: &HostTensor, expected: &[usize]) -> Result<(), ModelError> {

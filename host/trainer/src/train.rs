@@ -68,6 +68,16 @@ pub struct DpoConfig {
     /// Left out of the serialised form when `None`, so full fine-tunes keep their run keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraConfig>,
+    /// Recompute the memory-bound intermediates (norms, activations, softmax) in the backward
+    /// pass instead of keeping them (burn's balanced gradient checkpointing): about a third
+    /// less peak memory for the same steps in about the same time. Results are identical, so
+    /// it is not part of the run key (a run may resume with the other setting).
+    #[serde(skip, default = "checkpointing_by_default")]
+    pub gradient_checkpointing: bool,
+}
+
+fn checkpointing_by_default() -> bool {
+    true
 }
 
 /// Serialisable form of [`BatchSize`].
@@ -107,6 +117,7 @@ impl Default for DpoConfig {
             max_length: None,
             save_every: None,
             progress: true,
+            gradient_checkpointing: true,
             lora: None,
         }
     }
@@ -501,7 +512,11 @@ pub fn train_dpo<M: TrainableModel>(
         warmup_steps: config.warmup_steps,
         total_steps,
     };
-    let train_device = job.device.clone().autodiff();
+    let train_device = if config.gradient_checkpointing {
+        job.device.clone().autodiff().gradient_checkpointing()
+    } else {
+        job.device.clone().autodiff()
+    };
 
     let (mut model, mut optimizer, start_step, mut best_metric, mut last) =
         match latest_checkpoint(out, &key) {

@@ -152,10 +152,18 @@ fn names(model: &CausalLm) -> HashMap<burn::module::ParamId, String> {
         .collect()
 }
 
-fn sigmoid_gradients(json: &Value) -> (f64, CausalLm, GradientAccumulator) {
+/// Both ways the trainer differentiates: keeping every intermediate, and burn's balanced
+/// gradient checkpointing (the trainer's default), which must give the same gradients.
+fn training_devices() -> [Device; 2] {
+    [
+        Device::default().autodiff(),
+        Device::default().autodiff().gradient_checkpointing(),
+    ]
+}
+
+fn sigmoid_gradients(json: &Value, device: Device) -> (f64, CausalLm, GradientAccumulator) {
     let pairs = tokenized(json);
     let reference = reference_logps(json);
-    let device = Device::default().autodiff();
     let model = CausalLm::from_checkpoint(&load("policy"), &device).expect("model builds");
     let (loss, grads) = gradients(
         &model,
@@ -173,21 +181,23 @@ const EMBEDDINGS: &str = "model.embed_tokens.weight";
 #[test]
 fn gradient_norms_of_the_sigmoid_loss_match() {
     let json = dpo_json();
-    let (loss, model, grads) = sigmoid_gradients(&json);
-    assert_rel("sigmoid loss", loss, f(&json["losses"]["sigmoid"]));
-    let names = names(&model);
-    let norms = grads.norms();
-    let expected = json["grad_norms"].as_object().expect("grad_norms");
-    assert_eq!(norms.len(), expected.len(), "one gradient per parameter");
-    for (id, norm) in norms {
-        let name = &names[&id];
-        if name == EMBEDDINGS {
-            continue; // see embedding_gradient_and_global_norm_match
+    for device in training_devices() {
+        let (loss, model, grads) = sigmoid_gradients(&json, device);
+        assert_rel("sigmoid loss", loss, f(&json["losses"]["sigmoid"]));
+        let names = names(&model);
+        let norms = grads.norms();
+        let expected = json["grad_norms"].as_object().expect("grad_norms");
+        assert_eq!(norms.len(), expected.len(), "one gradient per parameter");
+        for (id, norm) in norms {
+            let name = &names[&id];
+            if name == EMBEDDINGS {
+                continue; // see embedding_gradient_and_global_norm_match
+            }
+            let want = expected
+                .get(name)
+                .unwrap_or_else(|| panic!("no reference norm for {name}"));
+            assert_rel(name, norm, f(want));
         }
-        let want = expected
-            .get(name)
-            .unwrap_or_else(|| panic!("no reference norm for {name}"));
-        assert_rel(name, norm, f(want));
     }
 }
 
@@ -198,18 +208,20 @@ fn gradient_norms_of_the_sigmoid_loss_match() {
 #[test]
 fn embedding_gradient_and_global_norm_match() {
     let json = dpo_json();
-    let (_, model, grads) = sigmoid_gradients(&json);
-    let names = names(&model);
-    for (id, norm) in grads.norms() {
-        if names[&id] == EMBEDDINGS {
-            assert_rel(EMBEDDINGS, norm, f(&json["grad_norms"][EMBEDDINGS]));
+    for device in training_devices() {
+        let (_, model, grads) = sigmoid_gradients(&json, device);
+        let names = names(&model);
+        for (id, norm) in grads.norms() {
+            if names[&id] == EMBEDDINGS {
+                assert_rel(EMBEDDINGS, norm, f(&json["grad_norms"][EMBEDDINGS]));
+            }
         }
+        assert_rel(
+            "global norm",
+            grads.global_norm(),
+            f(&json["grad_global_norm"]),
+        );
     }
-    assert_rel(
-        "global norm",
-        grads.global_norm(),
-        f(&json["grad_global_norm"]),
-    );
 }
 
 /// Depends on the embedding gradient through the global norm: see
@@ -219,7 +231,7 @@ fn two_adamw_steps_with_global_clipping_match() {
     let json = dpo_json();
     let pairs = tokenized(&json);
     let reference = reference_logps(&json);
-    let device = Device::default().autodiff();
+    let device = Device::default().autodiff().gradient_checkpointing();
     let start = load("policy");
     let mut model = CausalLm::from_checkpoint(&start, &device).expect("model builds");
     let config = AdamWConfig {

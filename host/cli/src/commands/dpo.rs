@@ -115,6 +115,11 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Keep every intermediate of the forward pass for the backward pass instead of
+    /// recomputing the memory-bound ones (gradient checkpointing, on by default: about a third
+    /// less peak memory, about the same step time, identical results).
+    #[arg(long)]
+    pub no_gradient_checkpointing: bool,
     /// Boxed: keeps `ponder`'s command enum small.
     #[command(flatten)]
     pub lora: Box<LoraArgs>,
@@ -189,6 +194,7 @@ impl TrainArgs {
             save_every: self.save_every,
             progress: !self.no_progress,
             lora: self.lora.config()?,
+            gradient_checkpointing: !self.no_gradient_checkpointing,
         })
     }
 }
@@ -310,6 +316,9 @@ pub struct DpoBenchArgs {
     /// Run directory (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep every forward intermediate for the backward pass (no gradient checkpointing).
+    #[arg(long)]
+    pub no_gradient_checkpointing: bool,
     #[command(flatten)]
     pub lora: LoraArgs,
 }
@@ -406,6 +415,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         grad_accum: args.grad_accum,
         progress: false,
         lora: args.lora.config()?,
+        gradient_checkpointing: !args.no_gradient_checkpointing,
         ..DpoConfig::default()
     };
     let job = DpoJob {
@@ -443,6 +453,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         "batch_pairs": args.batch_pairs,
         "grad_accum": args.grad_accum,
         "lora": config.lora,
+        "gradient_checkpointing": config.gradient_checkpointing,
         "prompt_tokens": [prompt_lengths.iter().min(), prompt_lengths.iter().max()],
         "completion_tokens": [chosen_lengths.iter().min(), chosen_lengths.iter().max()],
         "steps": outcome.steps,

@@ -3,17 +3,10 @@
 
 mod common;
 
-use common::{embedded_model_path, load_model, reference_dir, to_vec};
+use common::{
+    embedded_model_path, load_model, max_abs_diff, reference_dir, smollm2_reference_cases, to_vec,
+};
 use ponder_model::{CpuEngine, PaddingSide, TokenBatch};
-use serde_json::Value;
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 /// Prefill a left-padded batch of prompts of different lengths in the engine, then decode
 /// token by token (including a row-selection of the cache in between, as the sampler does):
@@ -123,12 +116,7 @@ fn engine_matches_transformers_next_token_logits() {
     let (model, _) = load_model(&embedded_model_path());
     let engine = CpuEngine::new(&model).expect("engine");
     let vocab = model.config().vocab_size;
-    let text = std::fs::read_to_string(reference_dir().join("smollm2/reference_logits.json"))
-        .expect("reference_logits.json");
-    let reference: Value = serde_json::from_str(&text).expect("parses");
-    let cases = reference["cases"].as_array().expect("cases");
-    assert!(!cases.is_empty());
-    for case in cases {
+    for case in smollm2_reference_cases() {
         let ids: Vec<u32> = case["seq_ids"]
             .as_array()
             .expect("ids")

@@ -2,19 +2,11 @@
 
 mod common;
 
-use common::{embedded_model_path, load_model, reference_dir, to_vec};
+use common::{embedded_model_path, load_model, max_abs_diff, reference_dir, to_vec};
 use ponder_checkpoint::Message;
 use ponder_model::{
     FinishReason, GenerationRequest, KvCache, PaddingSide, SamplingParams, TokenBatch, generate,
 };
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 /// Prefill a left-padded batch, then decode the rest one token at a time: every position's
 /// logits equal those of a full forward of each sequence alone.

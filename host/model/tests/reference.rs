@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{embedded_model_path, load_model, log_softmax_rows, reference_dir};
+use common::{
+    embedded_model_path, load_model, log_softmax_rows, reference_dir, smollm2_reference_cases,
+};
 use ponder_model::{PaddingSide, TokenBatch, sequence_logprobs};
 use serde_json::Value;
 
@@ -136,15 +138,11 @@ fn embedded_smollm2_matches_transformers() {
     let path = embedded_model_path();
     let (model, checkpoint) = load_model(&path);
     let vocab = model.config().vocab_size;
-    let text = std::fs::read_to_string(reference_dir().join("smollm2/reference_logits.json"))
-        .expect("reference_logits.json");
-    let reference: Value = serde_json::from_str(&text).expect("parses");
-    let cases = reference["cases"].as_array().expect("cases");
-    assert!(!cases.is_empty());
+    let cases = smollm2_reference_cases();
     let mut prompts = Vec::new();
     let mut continuations = Vec::new();
     let mut expected_sums = Vec::new();
-    for case in cases {
+    for case in &cases {
         let label = case["name"].as_str().unwrap_or("?").to_string();
         let ids = as_ids(&case["seq_ids"]);
         let prompt_len = case["n_prompt_tokens"].as_u64().expect("n_prompt_tokens") as usize;
@@ -194,10 +192,7 @@ fn embedded_smollm2_matches_transformers() {
 #[test]
 fn embedded_chat_prompts_tokenize_like_transformers() {
     let (_, checkpoint) = common::load_checkpoint_only(&embedded_model_path());
-    let text = std::fs::read_to_string(reference_dir().join("smollm2/reference_logits.json"))
-        .expect("reference_logits.json");
-    let reference: Value = serde_json::from_str(&text).expect("parses");
-    for case in reference["cases"].as_array().expect("cases") {
+    for case in &smollm2_reference_cases() {
         let expected = as_ids(&case["input_ids"]);
         let ids = if case["messages"].is_null() {
             checkpoint

@@ -1,40 +1,12 @@
-//! Shared helpers of the model tests: where the references and the embedded model are, and
-//! loading them.
+//! Shared helpers of the model tests: loading the references and the embedded model (found by
+//! `ponder-test-support`), and comparing logits.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ponder_checkpoint::Checkpoint;
 use ponder_model::{CausalLm, parse_device};
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `../shared/reference` next to the repository (or `PONDER_REFERENCE_DIR`).
-pub fn reference_dir() -> PathBuf {
-    let dir = std::env::var_os("PONDER_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/reference"));
-    assert!(
-        dir.join("tiny/forward.json").is_file(),
-        "reference outputs not found at {} (set PONDER_REFERENCE_DIR)",
-        dir.display()
-    );
-    dir
-}
-
-/// The embedded default model; fails telling how to fetch it when absent.
-pub fn embedded_model_path() -> PathBuf {
-    let path = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh to fetch the embedded model",
-        path.display()
-    );
-    path
-}
+pub use ponder_test_support::{embedded_model_path, reference_dir};
 
 /// Loads a checkpoint without building a model.
 pub fn load_checkpoint_only(path: &Path) -> ((), Checkpoint) {
@@ -72,4 +44,23 @@ pub fn log_softmax_rows(logits: &[f32], vocab: usize) -> Vec<f64> {
 /// Reads a tensor's values as f32.
 pub fn to_vec<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Vec<f32> {
     tensor.try_into_vec_as::<f32>().expect("read tensor")
+}
+
+/// Largest absolute difference of two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The cases of `smollm2/reference_logits.json` (transformers on the embedded model).
+pub fn smollm2_reference_cases() -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(reference_dir().join("smollm2/reference_logits.json"))
+        .expect("reference_logits.json");
+    let reference: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    let cases = reference["cases"].as_array().expect("cases").clone();
+    assert!(!cases.is_empty());
+    cases
 }

@@ -79,21 +79,7 @@ impl KvCache {
     /// prompt prefilled once is shared by its samples; leaving rows out drops finished
     /// sequences), with room for `capacity` columns (at least [`KvCache::len`]).
     pub fn select_rows(&self, rows: &[usize], capacity: usize) -> Result<KvCache, ModelError> {
-        if capacity < self.len {
-            return Err(ModelError::InvalidRequest(format!(
-                "cache capacity {capacity} is below the {} columns already written",
-                self.len
-            )));
-        }
-        if let Some(row) = rows.iter().find(|&&row| row >= self.batch) {
-            return Err(ModelError::InvalidRequest(format!(
-                "cache row {row} out of {}",
-                self.batch
-            )));
-        }
-        if rows.is_empty() {
-            return Err(ModelError::InvalidRequest("selecting no cache rows".into()));
-        }
+        check_row_selection(rows, self.batch, self.len, capacity)?;
         let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
         let indices =
             Tensor::<1, Int>::from_data(TensorData::new(indices, [rows.len()]), &self.device);
@@ -191,4 +177,28 @@ impl KvCache {
     pub(crate) fn commit_append(&mut self, new_len: usize) {
         self.len += new_len;
     }
+}
+
+/// Checks a request to copy cache `rows` (of `batch`, with `len` columns written) into a new
+/// cache of `capacity` columns; shared by [`KvCache`] and [`crate::CpuKvCache`].
+pub(crate) fn check_row_selection(
+    rows: &[usize],
+    batch: usize,
+    len: usize,
+    capacity: usize,
+) -> Result<(), ModelError> {
+    if capacity < len {
+        return Err(ModelError::InvalidRequest(format!(
+            "cache capacity {capacity} is below the {len} columns already written"
+        )));
+    }
+    if let Some(row) = rows.iter().find(|&&row| row >= batch) {
+        return Err(ModelError::InvalidRequest(format!(
+            "cache row {row} out of {batch}"
+        )));
+    }
+    if rows.is_empty() {
+        return Err(ModelError::InvalidRequest("selecting no cache rows".into()));
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 use ponder_checkpoint::ModelConfig;
 
 use crate::ModelError;
+use crate::cache::check_row_selection;
 
 /// Keys and values of every layer for a batch of rows, with per-column validity.
 #[derive(Clone, Debug)]
@@ -169,21 +170,7 @@ impl CpuKvCache {
     /// prefilled once is shared by its samples; leaving rows out drops finished sequences),
     /// with room for `capacity` columns (at least [`CpuKvCache::len`]).
     pub fn select_rows(&self, rows: &[usize], capacity: usize) -> Result<CpuKvCache, ModelError> {
-        if capacity < self.len {
-            return Err(ModelError::InvalidRequest(format!(
-                "cache capacity {capacity} is below the {} columns already written",
-                self.len
-            )));
-        }
-        if let Some(row) = rows.iter().find(|&&row| row >= self.rows) {
-            return Err(ModelError::InvalidRequest(format!(
-                "cache row {row} out of {}",
-                self.rows
-            )));
-        }
-        if rows.is_empty() {
-            return Err(ModelError::InvalidRequest("selecting no cache rows".into()));
-        }
+        check_row_selection(rows, self.rows, self.len, capacity)?;
         let (kv_heads, head_dim) = (self.kv_heads, self.head_dim);
         let written = self.len * head_dim;
         let copy = |source: &Vec<f32>| -> Vec<f32> {

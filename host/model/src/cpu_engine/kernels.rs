@@ -42,11 +42,13 @@ pub fn matmul_transposed(
     // Column blocks, a multiple of the tile width, a few per thread for balance.
     let block = n.div_ceil(threads * 4).next_multiple_of(4).max(4);
     let shared = SharedOut(out.as_mut_ptr());
+    let avx512 = has_avx512();
     let run = |start: usize| {
         let end = (start + block).min(n);
         let out = shared;
-        // SAFETY: slices were checked above; blocks [start, end) are disjoint across calls.
-        unsafe { product_block(x, w, bias, out.0, [m, n, k], start..end) };
+        // SAFETY: slices were checked above; blocks [start, end) are disjoint across calls;
+        // `avx512` was detected on this CPU.
+        unsafe { product_block(x, w, bias, out.0, [m, n, k], start..end, avx512) };
     };
     if threads > 1 {
         (0..n)
@@ -59,10 +61,20 @@ pub fn matmul_transposed(
     }
 }
 
+/// Whether this CPU runs the AVX-512 tile (detected once per product, not per tile).
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
 /// Columns `cols` of the product, tile by tile.
 ///
 /// # Safety
-/// `x`, `w`, `bias` and `out` must hold the shapes given; no other thread writes `cols`.
+/// `x`, `w`, `bias` and `out` must hold the shapes given; no other thread writes `cols`;
+/// `avx512` only where the CPU has AVX-512F.
+#[allow(clippy::too_many_arguments)]
 unsafe fn product_block(
     x: &[f32],
     w: &[f32],
@@ -70,6 +82,7 @@ unsafe fn product_block(
     out: *mut f32,
     dims: [usize; 3],
     cols: std::ops::Range<usize>,
+    avx512: bool,
 ) {
     let [m, _, _] = dims;
     let mut j = cols.start;
@@ -81,22 +94,22 @@ unsafe fn product_block(
             // SAFETY: forwarded from the caller; the tile lies inside the shapes.
             unsafe {
                 match (mr, nr) {
-                    (4, 4) => tile::<4, 4>(x, w, bias, out, dims, i, j),
-                    (4, 3) => tile::<4, 3>(x, w, bias, out, dims, i, j),
-                    (4, 2) => tile::<4, 2>(x, w, bias, out, dims, i, j),
-                    (4, 1) => tile::<4, 1>(x, w, bias, out, dims, i, j),
-                    (3, 4) => tile::<3, 4>(x, w, bias, out, dims, i, j),
-                    (3, 3) => tile::<3, 3>(x, w, bias, out, dims, i, j),
-                    (3, 2) => tile::<3, 2>(x, w, bias, out, dims, i, j),
-                    (3, 1) => tile::<3, 1>(x, w, bias, out, dims, i, j),
-                    (2, 4) => tile::<2, 4>(x, w, bias, out, dims, i, j),
-                    (2, 3) => tile::<2, 3>(x, w, bias, out, dims, i, j),
-                    (2, 2) => tile::<2, 2>(x, w, bias, out, dims, i, j),
-                    (2, 1) => tile::<2, 1>(x, w, bias, out, dims, i, j),
-                    (1, 4) => tile::<1, 4>(x, w, bias, out, dims, i, j),
-                    (1, 3) => tile::<1, 3>(x, w, bias, out, dims, i, j),
-                    (1, 2) => tile::<1, 2>(x, w, bias, out, dims, i, j),
-                    _ => tile::<1, 1>(x, w, bias, out, dims, i, j),
+                    (4, 4) => tile::<4, 4>(x, w, bias, out, dims, i, j, avx512),
+                    (4, 3) => tile::<4, 3>(x, w, bias, out, dims, i, j, avx512),
+                    (4, 2) => tile::<4, 2>(x, w, bias, out, dims, i, j, avx512),
+                    (4, 1) => tile::<4, 1>(x, w, bias, out, dims, i, j, avx512),
+                    (3, 4) => tile::<3, 4>(x, w, bias, out, dims, i, j, avx512),
+                    (3, 3) => tile::<3, 3>(x, w, bias, out, dims, i, j, avx512),
+                    (3, 2) => tile::<3, 2>(x, w, bias, out, dims, i, j, avx512),
+                    (3, 1) => tile::<3, 1>(x, w, bias, out, dims, i, j, avx512),
+                    (2, 4) => tile::<2, 4>(x, w, bias, out, dims, i, j, avx512),
+                    (2, 3) => tile::<2, 3>(x, w, bias, out, dims, i, j, avx512),
+                    (2, 2) => tile::<2, 2>(x, w, bias, out, dims, i, j, avx512),
+                    (2, 1) => tile::<2, 1>(x, w, bias, out, dims, i, j, avx512),
+                    (1, 4) => tile::<1, 4>(x, w, bias, out, dims, i, j, avx512),
+                    (1, 3) => tile::<1, 3>(x, w, bias, out, dims, i, j, avx512),
+                    (1, 2) => tile::<1, 2>(x, w, bias, out, dims, i, j, avx512),
+                    _ => tile::<1, 1>(x, w, bias, out, dims, i, j, avx512),
                 }
             }
             i += mr;
@@ -119,19 +132,21 @@ unsafe fn tile<const MR: usize, const NR: usize>(
     [_, n, k]: [usize; 3],
     i: usize,
     j: usize,
+    avx512: bool,
 ) {
     let mut sums = [[0f32; NR]; MR];
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F; bounds are the caller's promise.
-            unsafe { avx512::tile_dots::<MR, NR>(x, w, k, i, j, &mut sums) };
-        } else {
-            portable_tile_dots::<MR, NR>(x, w, k, i, j, &mut sums);
-        }
+    if avx512 {
+        // SAFETY: the caller detected AVX-512F; bounds are the caller's promise.
+        unsafe { avx512::tile_dots::<MR, NR>(x, w, k, i, j, &mut sums) };
+    } else {
+        portable_tile_dots::<MR, NR>(x, w, k, i, j, &mut sums);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    portable_tile_dots::<MR, NR>(x, w, k, i, j, &mut sums);
+    {
+        let _ = avx512;
+        portable_tile_dots::<MR, NR>(x, w, k, i, j, &mut sums);
+    }
     for (r, row) in sums.iter().enumerate() {
         for (c, &sum) in row.iter().enumerate() {
             let b = bias.map_or(0.0, |b| b[j + c]);
@@ -141,7 +156,7 @@ unsafe fn tile<const MR: usize, const NR: usize>(
     }
 }
 
-/// The tile's dot products without SIMD intrinsics (8-wide partial sums the compiler vectorises).
+/// The tile's dot products without SIMD intrinsics (see [`dot`]).
 pub(crate) fn portable_tile_dots<const MR: usize, const NR: usize>(
     x: &[f32],
     w: &[f32],
@@ -153,22 +168,7 @@ pub(crate) fn portable_tile_dots<const MR: usize, const NR: usize>(
     for (r, row) in sums.iter_mut().enumerate() {
         let xr = &x[(i + r) * k..][..k];
         for (c, sum) in row.iter_mut().enumerate() {
-            let wc = &w[(j + c) * k..][..k];
-            let mut lanes = [0f32; 8];
-            let mut xs = xr.chunks_exact(8);
-            let mut ws = wc.chunks_exact(8);
-            for (xa, wa) in (&mut xs).zip(&mut ws) {
-                for l in 0..8 {
-                    lanes[l] += xa[l] * wa[l];
-                }
-            }
-            let tail: f32 = xs
-                .remainder()
-                .iter()
-                .zip(ws.remainder())
-                .map(|(a, b)| a * b)
-                .sum();
-            *sum = lanes.iter().sum::<f32>() + tail;
+            *sum = dot(xr, &w[(j + c) * k..][..k]);
         }
     }
 }

@@ -170,17 +170,7 @@ fn saved_checkpoint_loads_back_to_the_same_logits() {
     let (a, b) = (logits(&trained), logits(&original));
     assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3));
     // ... and a save/load round trip of them reproduces the logits exactly
-    let again = tempfile::tempdir().unwrap();
-    let dir = again.path().join("copy");
-    ponder_checkpoint::save_hf_dir(
-        &dir,
-        &reloaded.config,
-        &trained.to_weights().unwrap(),
-        &reloaded.tokenizer,
-        reloaded.chat_template.as_ref(),
-    )
-    .unwrap();
-    let copy = CausalLm::from_checkpoint(&Checkpoint::load(&dir).unwrap(), &device).unwrap();
+    let copy = save_and_load(&trained, &reloaded, &device);
     assert_eq!(logits(&copy), a);
 }
 
@@ -200,6 +190,22 @@ impl EvalHook<CausalLm> for StopAt {
     fn name(&self) -> &str {
         "step"
     }
+}
+
+/// Writes `model` as a Hugging Face directory (config, tokenizer and template of `like`) and
+/// loads it back.
+fn save_and_load(model: &CausalLm, like: &Checkpoint, device: &Device) -> CausalLm {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("saved");
+    ponder_checkpoint::save_hf_dir(
+        &path,
+        &like.config,
+        &model.to_weights().unwrap(),
+        &like.tokenizer,
+        like.chat_template.as_ref(),
+    )
+    .unwrap();
+    CausalLm::from_checkpoint(&Checkpoint::load(&path).unwrap(), device).unwrap()
 }
 
 fn weights(dir: &Path) -> Vec<(String, HostTensor)> {
@@ -503,17 +509,7 @@ fn check_merge_round_trip(name: &str) {
             .any(|(a, b)| (a - b).abs() > 1e-3),
         "{name}: the adapters change the logits"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let saved = dir.path().join("merged");
-    ponder_checkpoint::save_hf_dir(
-        &saved,
-        &policy.config,
-        &adapted.to_weights().unwrap(),
-        &policy.tokenizer,
-        policy.chat_template.as_ref(),
-    )
-    .unwrap();
-    let merged = CausalLm::from_checkpoint(&Checkpoint::load(&saved).unwrap(), &device).unwrap();
+    let merged = save_and_load(&adapted, &policy, &device);
     assert!(!merged.has_lora());
     let worst = logits(&merged)
         .iter()

@@ -24,6 +24,7 @@ mod cache;
 pub mod cpu_engine;
 mod device;
 mod error;
+pub mod fused;
 pub mod lora;
 mod model;
 mod rope;

@@ -6,7 +6,6 @@
 //! transposition.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{silu, softmax};
 use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -14,6 +13,7 @@ use ponder_checkpoint::{Checkpoint, HostTensor, ModelConfig, Weights};
 
 use crate::batch::TokenBatch;
 use crate::device::is_plain_flex;
+use crate::fused::{self, AttentionMask};
 use crate::lora::LoraAdapter;
 use crate::rope::Rope;
 use crate::{KvCache, ModelError};
@@ -67,9 +67,7 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let mean_square = input.clone().square().mean_dim(1);
-        let normalised = input * mean_square.add_scalar(self.eps).sqrt().recip();
-        normalised * self.weight.val().unsqueeze::<2>()
+        fused::rms_norm(input, self.weight.val(), self.eps)
     }
 }
 
@@ -174,7 +172,7 @@ type VectorLoader<'a> = dyn FnMut(&str, usize) -> Result<Param<Tensor<1>>, Model
 /// Where the attention of a forward pass reads its keys and values from.
 struct AttentionContext {
     /// `[batch, 1, new_len, key_len]`, `true` = may not attend.
-    mask: Tensor<4, Bool>,
+    mask: AttentionMask,
     /// RoPE `cos` for the new tokens, `[batch, new_len, 1, head_dim]`.
     cos: Tensor<4>,
     /// RoPE signed `sin`, same shape.
@@ -503,10 +501,7 @@ impl CausalLm {
                 }
             }
         }
-        let mask = Tensor::<4, Bool>::from_data(
-            TensorData::new(mask, [rows, 1, new_len, key_len]),
-            &device,
-        );
+        let mask = AttentionMask::new(mask, [rows, new_len, key_len], &device);
         let head_dim = self.config.head_dim;
         let (cos, sin) = self.rope.tables(&batch.positions);
         let cos =
@@ -602,12 +597,12 @@ impl CausalLm {
                 query,
                 key,
                 value,
-                Some(context.mask.clone()),
+                Some(context.mask.tensor()),
                 None,
                 AttentionModuleOptions::default(),
             )
         } else {
-            decomposed_attention(query, key, value, context.mask.clone(), heads / kv_heads)
+            decomposed_attention(query, key, value, &context.mask, heads / kv_heads)
         };
         let attended = attended
             .swap_dims(1, 2)
@@ -615,7 +610,10 @@ impl CausalLm {
         let hidden = hidden + attn.o_proj.forward(attended);
         let normed = layer.post_attention_layernorm.forward(hidden.clone());
         let mlp = &layer.mlp;
-        let gated = silu(mlp.gate_proj.forward(normed.clone())) * mlp.up_proj.forward(normed);
+        let gated = fused::swiglu(
+            mlp.gate_proj.forward(normed.clone()),
+            mlp.up_proj.forward(normed),
+        );
         hidden + mlp.down_proj.forward(gated)
     }
 }
@@ -623,33 +621,21 @@ impl CausalLm {
 /// Attention from differentiable primitives (autodiff and GPU devices). The query heads of a
 /// key/value group are stacked along the query axis, `[batch, kv_heads, groups * len, dim]`, so
 /// keys and values are used as they are instead of being repeated per query head (the repeat
-/// was a copy kept for the backward pass of every layer); the scale goes on the (smaller)
-/// queries rather than on the scores.
+/// was a copy kept for the backward pass of every layer). Scale, mask and softmax are one fused
+/// operation ([`fused::masked_softmax`]).
 fn decomposed_attention(
     query: Tensor<4>,
     key: Tensor<4>,
     value: Tensor<4>,
-    mask: Tensor<4, Bool>,
+    mask: &AttentionMask,
     groups: usize,
 ) -> Tensor<4> {
     let [batch, heads, new_len, head_dim] = query.dims();
     let kv_heads = heads / groups;
-    let key_len = key.dims()[2];
-    let query = (query * (1.0 / (head_dim as f64).sqrt())).reshape([
-        batch,
-        kv_heads,
-        groups * new_len,
-        head_dim,
-    ]);
+    let query = query.reshape([batch, kv_heads, groups * new_len, head_dim]);
     let scores = query.matmul(key.swap_dims(2, 3));
-    // mask [batch, 1, new_len, key_len] → the same for every stacked query head
-    let mask = mask
-        .unsqueeze_dim::<5>(2)
-        .expand([batch, 1, groups, new_len, key_len])
-        .reshape([batch, 1, groups * new_len, key_len])
-        .expand([batch, kv_heads, groups * new_len, key_len]);
-    let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
-    softmax(scores, 3)
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    fused::masked_softmax(scores, mask, scale)
         .matmul(value)
         .reshape([batch, heads, new_len, head_dim])
 }

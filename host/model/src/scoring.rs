@@ -1,11 +1,10 @@
 //! Log-probabilities of continuations given prompts: the primitive DPO and `choice-logprobs`
 //! stand on.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::batch::{PaddingSide, TokenBatch};
-use crate::{CausalLm, ModelError};
+use crate::{CausalLm, ModelError, fused};
 
 /// Prompt + continuation pairs laid out for one forward: the right-padded token grid, which
 /// cells predict a continuation token, and which sequence each scored token belongs to.
@@ -108,10 +107,8 @@ impl CausalLm {
         let cells: Vec<i64> = scoring.predict_at.iter().map(|&c| c as i64).collect();
         let cells = Tensor::<1, Int>::from_data(TensorData::new(cells, [count]), &device);
         let logits = self.head_logits(flat.select(0, cells));
-        let log_probs = log_softmax(logits, 1);
-        let targets: Vec<i64> = scoring.targets.iter().map(|&t| t as i64).collect();
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [count, 1]), &device);
-        Ok(log_probs.gather(1, targets).reshape([count]))
+        let targets: Vec<usize> = scoring.targets.iter().map(|&t| t as usize).collect();
+        Ok(fused::log_softmax_at(logits, &targets))
     }
 }
 

@@ -1,8 +1,8 @@
 //! Sequence log-probabilities of completions: log-softmax at the completion positions only, summed
 //! per sequence.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use ponder_model::fused;
 
 use crate::data::TokenizedPair;
 use crate::error::TrainError;
@@ -115,10 +115,8 @@ pub fn sequence_logps<M: LogitsModel>(
     let n = batch.cells.len();
     let cells = Tensor::<1, Int>::from_data(TensorData::new(batch.cells.clone(), [n]), device);
     let logits = model.logits_at(&batch.ids, batch.rows, batch.len, &batch.lengths, cells)?;
-    let log_probs = log_softmax(logits, 1);
-    let targets =
-        Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [n, 1]), device);
-    let token_logps = log_probs.gather(1, targets); // [n, 1]
+    let targets: Vec<usize> = batch.targets.iter().map(|&t| t as usize).collect();
+    let token_logps = fused::log_softmax_at(logits, &targets).reshape([n, 1]);
     // sum per row with a [rows, n] one-hot matrix: one small matmul instead of `rows` slices
     let mut segments = vec![0f32; batch.rows * n];
     for (cell, &row) in batch.cell_rows.iter().enumerate() {

@@ -7,6 +7,7 @@
 //! weight row is streamed once per tile of activation rows. AVX-512 is used when the CPU has
 //! it (detected at run time); otherwise a portable version of the same loop.
 
+use crate::fused::kernels::dot;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on the calling thread (fan-out costs more).
@@ -232,18 +233,6 @@ mod avx512 {
     }
 }
 
-/// `out = x / rms(x) * weight` for each row of `x` (`[rows, width]`).
-pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let width = weight.len();
-    for (row, out_row) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        let mean_square = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
-        let scale = 1.0 / (mean_square + eps).sqrt();
-        for ((o, &v), &g) in out_row.iter_mut().zip(row).zip(weight) {
-            *o = v * scale * g;
-        }
-    }
-}
-
 /// Rotary embedding in place for `[tokens, heads, head_dim]` with per-token `cos`/`sin` tables
 /// `[tokens, head_dim]` laid out as [`crate::Rope::tables`] returns them (rotate-half form: the
 /// sign of the first half lives in `sin`).
@@ -261,32 +250,6 @@ pub fn apply_rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin
             head.copy_from_slice(&rotated);
         }
     }
-}
-
-/// `gate = silu(gate) * up`, elementwise.
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
-}
-
-/// Dot product (vectorised by the compiler through 8 partial sums).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let mut xs = a.chunks_exact(8);
-    let mut ys = b.chunks_exact(8);
-    for (x, y) in (&mut xs).zip(&mut ys) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    let tail: f32 = xs
-        .remainder()
-        .iter()
-        .zip(ys.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -25,9 +25,10 @@ pub use cache::CpuKvCache;
 use crate::ModelError;
 use crate::batch::TokenBatch;
 use crate::device::is_plain_flex;
+use crate::fused::kernels::{dot, rms_norm, swiglu};
 use crate::model::{CausalLm, HfLinear};
 use crate::rope::Rope;
-use kernels::{apply_rope, dot, matmul_transposed, rms_norm, silu_mul};
+use kernels::{apply_rope, matmul_transposed};
 
 /// A weight tensor's f32 buffer, shared with the burn tensor it came from.
 struct Buffer {
@@ -119,6 +120,7 @@ struct Scratch {
     projected: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
+    activated: Vec<f32>,
 }
 
 impl CpuEngine {
@@ -319,8 +321,9 @@ impl CpuEngine {
         rms_norm(hidden, layer.post_norm.data(), eps, &mut s.normed);
         layer.gate.apply(&s.normed, tokens, &mut s.gate);
         layer.up.apply(&s.normed, tokens, &mut s.up);
-        silu_mul(&mut s.gate, &s.up);
-        layer.down.apply(&s.gate, tokens, &mut s.projected);
+        s.activated.resize(s.gate.len(), 0.0);
+        swiglu(&s.gate, &s.up, &mut s.activated);
+        layer.down.apply(&s.activated, tokens, &mut s.projected);
         for (h, &p) in hidden.iter_mut().zip(&s.projected) {
             *h += p;
         }

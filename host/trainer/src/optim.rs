@@ -10,6 +10,7 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use ponder_model::fused::{self, AdamWStep};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -248,39 +249,27 @@ impl AdamW {
 
     fn update(&mut self, key: &str, value: Tensor<1>, grad: Tensor<1>, lr: f64) -> Tensor<1> {
         let c = self.config;
-        let moments = match self.moments.remove(key) {
-            Some(m) => Moments {
-                exp_avg: m.exp_avg.mul_scalar(c.beta1) + grad.clone().mul_scalar(1.0 - c.beta1),
-                exp_avg_sq: m.exp_avg_sq.mul_scalar(c.beta2)
-                    + grad.square().mul_scalar(1.0 - c.beta2),
-            },
-            None => Moments {
-                exp_avg: grad.clone().mul_scalar(1.0 - c.beta1),
-                exp_avg_sq: grad.square().mul_scalar(1.0 - c.beta2),
-            },
-        };
         let step = self.step as i32;
-        let bias1 = 1.0 - c.beta1.powi(step);
-        let bias2 = 1.0 - c.beta2.powi(step);
-        // torch: denom = sqrt(v) / sqrt(bias2) + eps; p -= lr / bias1 * m / denom
-        let denom = moments
-            .exp_avg_sq
-            .clone()
-            .sqrt()
-            .div_scalar(bias2.sqrt())
-            .add_scalar(c.eps);
-        let update = moments.exp_avg.clone().div(denom).mul_scalar(lr / bias1);
-        let decayed = if c.weight_decay == 0.0 {
-            value
-        } else {
-            value.mul_scalar(1.0 - lr * c.weight_decay)
+        let coefficients = AdamWStep {
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            eps: c.eps as f32,
+            step_size: (lr / (1.0 - c.beta1.powi(step))) as f32,
+            bias2_sqrt: (1.0 - c.beta2.powi(step)).sqrt() as f32,
+            decay: (1.0 - lr * c.weight_decay) as f32,
         };
-        self.moments.insert(key.to_string(), moments);
-        decayed - update
+        let moments = self.moments.remove(key).map(|m| (m.exp_avg, m.exp_avg_sq));
+        let (updated, exp_avg, exp_avg_sq) = fused::adamw(coefficients, value, grad, moments);
+        self.moments.insert(
+            key.to_string(),
+            Moments {
+                exp_avg,
+                exp_avg_sq,
+            },
+        );
+        updated
     }
 
-    /// Writes the moments (safetensors, `exp_avg.<path>` / `exp_avg_sq.<path>`) and the step count
-    /// to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut keys: Vec<&String> = self.moments.keys().collect();

@@ -464,6 +464,64 @@ pub fn log_softmax_at_backward(
         });
 }
 
+/// One AdamW step's coefficients, as [`adamw`] applies them.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWStep {
+    /// β₁.
+    pub beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// ε added to the bias-corrected `sqrt(v)`.
+    pub eps: f32,
+    /// `lr / (1 − β₁ᵗ)`: the step on the bias-corrected first moment.
+    pub step_size: f32,
+    /// `sqrt(1 − β₂ᵗ)`: the second moment's bias correction.
+    pub bias2_sqrt: f32,
+    /// `1 − lr · weight_decay`: decoupled weight decay.
+    pub decay: f32,
+}
+
+vectorised! {
+    fn adamw_chunk(
+        step: AdamWStep,
+        grad: &[f32],
+        param: &mut [f32],
+        exp_avg: &mut [f32],
+        exp_avg_sq: &mut [f32],
+    ) {
+        for (((p, m), v), &g) in param
+            .iter_mut()
+            .zip(exp_avg.iter_mut())
+            .zip(exp_avg_sq.iter_mut())
+            .zip(grad)
+        {
+            *m = step.beta1 * *m + (1.0 - step.beta1) * g;
+            *v = step.beta2 * *v + (1.0 - step.beta2) * g * g;
+            let denom = v.sqrt() / step.bias2_sqrt + step.eps;
+            *p = *p * step.decay - *m / denom * step.step_size;
+        }
+    }
+}
+
+/// AdamW (PyTorch's formula) in place over a parameter and its two moments, one pass.
+pub fn adamw(
+    step: AdamWStep,
+    grad: &[f32],
+    param: &mut [f32],
+    exp_avg: &mut [f32],
+    exp_avg_sq: &mut [f32],
+) {
+    let chunk = rows_per_task(1);
+    param
+        .par_chunks_mut(chunk)
+        .zip(exp_avg.par_chunks_mut(chunk))
+        .zip(exp_avg_sq.par_chunks_mut(chunk))
+        .zip(grad.par_chunks(chunk))
+        .for_each(|(((param, exp_avg), exp_avg_sq), grad)| {
+            adamw_chunk(step, grad, param, exp_avg, exp_avg_sq)
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@
 
 pub mod kernels;
 
+pub use kernels::AdamWStep;
+
 use std::sync::Arc;
 
 use burn::backend::autodiff::NodeId;
@@ -174,6 +176,79 @@ pub fn log_softmax_at(logits: Tensor<2>, targets: &[usize]) -> Tensor<1> {
         }
         Route::Composed => composed_log_softmax_at(logits, &targets),
     }
+}
+
+/// One AdamW step (PyTorch's formula, coefficients in [`AdamWStep`]) on a flat parameter:
+/// returns the updated `(param, exp_avg, exp_avg_sq)`. Missing moments start at zero. On the
+/// plain flex device this is one in-place pass (buffers not shared elsewhere are reused);
+/// elsewhere it is composed from burn operations.
+pub fn adamw(
+    step: AdamWStep,
+    param: Tensor<1>,
+    grad: Tensor<1>,
+    moments: Option<(Tensor<1>, Tensor<1>)>,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let length = param.dims()[0];
+    let (exp_avg, exp_avg_sq) = moments.unwrap_or_else(|| {
+        let device = param.device();
+        (
+            Tensor::zeros([length], &device),
+            Tensor::zeros([length], &device),
+        )
+    });
+    let all_plain = [&param, &grad, &exp_avg, &exp_avg_sq]
+        .iter()
+        .all(|t| plain(t).is_some() && t.dims()[0] == length);
+    if !all_plain {
+        return composed_adamw(step, param, grad, exp_avg, exp_avg_sq);
+    }
+    // Checked just above: each converts, so nothing is lost on the way.
+    let owned = |tensor: Tensor<1>| -> FlexTensor {
+        let tensor = tensor
+            .try_into_primitive::<Flex>()
+            .unwrap_or_else(|_| FlexTensor::zeros(Shape::new([length]), DType::F32));
+        match tensor.as_slice::<f32>() {
+            Some(values) if values.len() == tensor.storage::<f32>().len() => tensor,
+            _ => tensor.to_contiguous(),
+        }
+    };
+    let grad = contiguous(
+        &plain(&grad).unwrap_or_else(|| FlexTensor::zeros(Shape::new([length]), DType::F32)),
+    );
+    let (mut param, mut exp_avg, mut exp_avg_sq) =
+        (owned(param), owned(exp_avg), owned(exp_avg_sq));
+    kernels::adamw(
+        step,
+        values(&grad),
+        param.storage_mut::<f32>(),
+        exp_avg.storage_mut::<f32>(),
+        exp_avg_sq.storage_mut::<f32>(),
+    );
+    (
+        Tensor::from_primitive::<Flex>(param),
+        Tensor::from_primitive::<Flex>(exp_avg),
+        Tensor::from_primitive::<Flex>(exp_avg_sq),
+    )
+}
+
+fn composed_adamw(
+    step: AdamWStep,
+    param: Tensor<1>,
+    grad: Tensor<1>,
+    exp_avg: Tensor<1>,
+    exp_avg_sq: Tensor<1>,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let (beta1, beta2) = (f64::from(step.beta1), f64::from(step.beta2));
+    let exp_avg = exp_avg.mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1);
+    let exp_avg_sq = exp_avg_sq.mul_scalar(beta2) + grad.square().mul_scalar(1.0 - beta2);
+    let denom = exp_avg_sq
+        .clone()
+        .sqrt()
+        .div_scalar(step.bias2_sqrt)
+        .add_scalar(step.eps);
+    let update = exp_avg.clone().div(denom).mul_scalar(step.step_size);
+    let param = param.mul_scalar(step.decay) - update;
+    (param, exp_avg, exp_avg_sq)
 }
 
 fn composed_swiglu(gate: Tensor<2>, up: Tensor<2>) -> Tensor<2> {
@@ -755,6 +830,36 @@ mod tests {
             |t| composed_log_softmax_at(t[0].clone(), &targets),
             1e-5,
         );
+    }
+
+    #[test]
+    fn adamw_matches_the_composed_form_and_leaves_shared_buffers_alone() {
+        let device = Device::flex();
+        let step = AdamWStep {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step_size: 1e-3 / (1.0 - 0.9f32.powi(2)),
+            bias2_sqrt: (1.0 - 0.999f32.powi(2)).sqrt(),
+            decay: 1.0 - 1e-3 * 0.01,
+        };
+        let n = 100_003;
+        let param = tensor([n], 11, 1.0, &device);
+        let grad = tensor([n], 12, 0.1, &device);
+        let first = tensor([n], 13, 0.01, &device);
+        let second = tensor([n], 14, 1e-4, &device).abs();
+        for moments in [None, Some((first.clone(), second.clone()))] {
+            let zeros = || Tensor::zeros([n], &device);
+            let (m, v) = moments.clone().unwrap_or_else(|| (zeros(), zeros()));
+            let expected = composed_adamw(step, param.clone(), grad.clone(), m, v);
+            let before = host(param.clone());
+            let fused = adamw(step, param.clone(), grad.clone(), moments);
+            assert_close(&host(fused.0), &host(expected.0), 1e-6, "param");
+            assert_close(&host(fused.1), &host(expected.1), 1e-6, "exp_avg");
+            assert_close(&host(fused.2), &host(expected.2), 1e-6, "exp_avg_sq");
+            // `param` was shared with this test: updated in a copy, not in place
+            assert_eq!(host(param.clone()), before);
+        }
     }
 
     #[test]

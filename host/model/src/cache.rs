@@ -131,18 +131,7 @@ impl KvCache {
         new_len: usize,
         valid: &[bool],
     ) -> Result<(), ModelError> {
-        if rows != self.batch {
-            return Err(ModelError::InvalidRequest(format!(
-                "batch of {rows} rows for a cache of {}",
-                self.batch
-            )));
-        }
-        if self.len + new_len > self.capacity {
-            return Err(ModelError::InvalidRequest(format!(
-                "cache full: {} + {new_len} columns exceed its capacity of {}",
-                self.len, self.capacity
-            )));
-        }
+        check_append(rows, new_len, self.batch, self.len, self.capacity)?;
         for row in 0..rows {
             self.valid[row * self.capacity + self.len..][..new_len]
                 .copy_from_slice(&valid[row * new_len..][..new_len]);
@@ -177,6 +166,28 @@ impl KvCache {
     pub(crate) fn commit_append(&mut self, new_len: usize) {
         self.len += new_len;
     }
+}
+
+/// Checks a request to append `new_len` columns of a `rows`-row batch to a cache of `batch` rows
+/// with `len` of `capacity` columns written; shared by [`KvCache`] and [`crate::CpuKvCache`].
+pub(crate) fn check_append(
+    rows: usize,
+    new_len: usize,
+    batch: usize,
+    len: usize,
+    capacity: usize,
+) -> Result<(), ModelError> {
+    if rows != batch {
+        return Err(ModelError::InvalidRequest(format!(
+            "batch of {rows} rows for a cache of {batch}"
+        )));
+    }
+    if len + new_len > capacity {
+        return Err(ModelError::InvalidRequest(format!(
+            "cache full: {len} + {new_len} columns exceed its capacity of {capacity}"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a request to copy cache `rows` (of `batch`, with `len` columns written) into a new

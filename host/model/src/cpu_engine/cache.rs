@@ -5,7 +5,7 @@
 use ponder_checkpoint::ModelConfig;
 
 use crate::ModelError;
-use crate::cache::check_row_selection;
+use crate::cache::{check_append, check_row_selection};
 
 /// Keys and values of every layer for a batch of rows, with per-column validity.
 #[derive(Clone, Debug)]
@@ -101,18 +101,7 @@ impl CpuKvCache {
         new_len: usize,
         valid: &[bool],
     ) -> Result<usize, ModelError> {
-        if rows != self.rows {
-            return Err(ModelError::InvalidRequest(format!(
-                "batch has {rows} rows but the cache {}",
-                self.rows
-            )));
-        }
-        if self.len + new_len > self.capacity {
-            return Err(ModelError::InvalidRequest(format!(
-                "cache full: {} + {new_len} columns exceed its capacity {}",
-                self.len, self.capacity
-            )));
-        }
+        check_append(rows, new_len, self.rows, self.len, self.capacity)?;
         for row in 0..rows {
             for column in 0..new_len {
                 self.valid[row * self.capacity + self.len + column] = valid[row * new_len + column];

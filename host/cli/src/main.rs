@@ -59,6 +59,9 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Instruction sets: generate the built-in verifiable and open-ended sets, check a file.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Chat(args) => commands::model::run_chat(args),
         Command::Tokenize(args) => commands::model::run_tokenize(args),
         Command::Logits(args) => commands::model::run_logits(args),
+        Command::Data(command) => commands::data::run(command),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! One module per subcommand group; each exposes its clap type and a `run` function.
 
 pub mod bench;
+pub mod data;
 pub mod dpo;
 pub mod model;
 pub mod plugins;

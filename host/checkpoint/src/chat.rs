@@ -4,29 +4,13 @@
 use std::path::Path;
 
 use minijinja::{Environment, ErrorKind, Value as JinjaValue, context};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::CheckpointError;
 
-/// One turn of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    /// The turn's text.
-    pub content: String,
-}
-
-impl Message {
-    /// A message from its role and content.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+/// One turn of a conversation: the plugin contract's message (`ponder-contract`), so chat
+/// templates render exactly what thought templates return.
+pub use ponder_contract::Message;
 
 const TEMPLATE_NAME: &str = "chat";
 

@@ -1,11 +1,19 @@
 //! Typed errors of plugin loading and calls. Every error names the plugin, the call and the cause;
 //! none of them aborts the host.
+//!
+//! Names: [`PluginError`] is the host's envelope around any failure of a plugin load or call;
+//! [`PluginFailure`] (from `ponder-contract`, WIT `plugin-error`) is what a plugin itself reports,
+//! carried as [`Cause::Plugin`]; `ModelAccessError` (WIT `model-error`) is what a `models` call
+//! returns to a plugin. The `ponder-contract` crate docs draw the nesting.
+
+use ponder_contract::PluginFailure;
 
 use ponder_manifest::Role;
 use std::fmt;
 use std::path::PathBuf;
 
-/// A failed plugin load or call.
+/// A failed plugin load or call: the host's envelope, naming the plugin, its role, the call and
+/// the [`Cause`] (which may be the plugin's own [`PluginFailure`]).
 #[derive(thiserror::Error, Debug)]
 #[error("plugin `{plugin}` ({role}), call `{call}`: {cause}")]
 pub struct PluginError {
@@ -13,11 +21,20 @@ pub struct PluginError {
     pub plugin: String,
     /// Its role.
     pub role: Role,
-    /// The call: `load`, `configure`, `render`, `parse`, `judge` or `select`.
+    /// The call: `load`, `instantiate`, `configure`, `render`, `parse`, `get-output-format`, `judge`
+    /// or `select`.
     pub call: &'static str,
     /// What went wrong.
     pub cause: Cause,
 }
+
+/// How a call of a backend (a component or a native library) failed: the name of the call that
+/// failed (`instantiate` or `configure` when a fresh instance could not be made for another call)
+/// and why. `Plugin` adds which plugin and turns it into a [`PluginError`].
+pub(crate) type CallFailure = (&'static str, Cause);
+
+/// The result of a backend call.
+pub(crate) type CallResult<T> = Result<T, CallFailure>;
 
 /// What went wrong in a plugin load or call.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,16 +50,19 @@ pub enum Cause {
     Invalid(String),
     /// The component implements another world than the role needs.
     WrongWorld {
-        /// What the role needs, e.g. `world judge (exports ponder:plugin/judge@0.1.0)`.
+        /// What the role needs, e.g. ``world `judge` (exports ponder:plugin/judging@0.1.0 or
+        /// ponder:plugin/judging@0.2.0)``.
         expected: String,
         /// What the component exports.
         found: String,
     },
     /// The component was built against an incompatible version of the contract.
     IncompatibleVersion {
-        /// The interface the host serves, e.g. `ponder:plugin/judge@0.1.0`.
+        /// The interfaces the host serves, e.g. `ponder:plugin/judging@0.1.0 or
+        /// ponder:plugin/judging@0.2.0`.
         expected: String,
-        /// The interface the component exports, e.g. `ponder:plugin/judge@0.2.0`.
+        /// The interface the component exports, e.g. `ponder:plugin/judging@0.3.0 (newer than
+        /// this host supports)`.
         found: String,
     },
     /// The component imports something the host does not provide.
@@ -74,7 +94,7 @@ pub enum Cause {
         stderr: String,
     },
     /// The plugin returned a `plugin-error`.
-    Plugin(crate::types::PluginFailure),
+    Plugin(PluginFailure),
     /// The plugin returned output that breaks the contract (a NaN score, a pair index out of
     /// range ...).
     InvalidOutput(String),

@@ -1,8 +1,9 @@
 //! ponder's plugin runtime: loads the plugins a manifest names (thought template, judge, pair
 //! selector) and calls them.
 //!
-//! - **WebAssembly components** (the default) implement one world of `ponder:plugin@0.1.0` and
-//!   run in a sandbox: WASI is linked, but with no preopened directories, no sockets, no
+//! - **WebAssembly components** (the default) implement one world of `ponder:plugin`, at any
+//!   version this host serves ([`WIT_VERSIONS`]: 0.1.0 and 0.2.0, each from its frozen WIT under
+//!   `wit/v<version>/`, see [`bindings`]), and run in a sandbox: WASI is linked, but with no preopened directories, no sockets, no
 //!   environment, no arguments, a fixed clock and a seeded random source; stdout and stderr go to
 //!   the log. Every call runs under a memory cap, a fuel budget and an epoch deadline from the
 //!   manifest. Components are compiled once and cached on disk ([`cache`]), and pre-instantiated
@@ -10,8 +11,10 @@
 //! - **Native libraries** ([`native`]) implement the same roles behind a C ABI. They run with full
 //!   process rights and are loaded only where the manifest says `trust = "native"`.
 //!
-//! Every failure is a [`PluginError`] naming the plugin, the call and the [`Cause`]; the host
-//! survives it, and a sandboxed plugin gets a fresh instance for its next call. Outputs are
+//! The values passed to and from plugins are the contract's plain types (`ponder-contract`,
+//! re-exported in [`types`] and [`capability`]). Every failure is a [`PluginError`] (the host's
+//! envelope) naming the plugin, the call and the [`Cause`] — which may be the plugin's own
+//! [`types::PluginFailure`] (WIT `plugin-error`); the host survives it, and a sandboxed plugin gets a fresh instance for its next call. Outputs are
 //! checked against the contract (score counts, finite scores, pair indices, weights).
 //!
 //! Models reach plugins only through the [`capability::ModelAccess`] trait, and only for plugins
@@ -29,9 +32,10 @@ mod wasm;
 pub use cache::CacheOutcome;
 pub use error::{Cause, PluginError};
 pub use sandbox::{LogLevel, LogSink, StderrLog};
-pub use wasm::{WIT_PACKAGE, WIT_VERSION, interface_name, world_name};
+pub use wasm::{WIT_PACKAGE, WIT_VERSION, WIT_VERSIONS, interface_name, world_name};
 
 use capability::ModelAccess;
+use error::CallResult;
 use native::NativePlugin;
 use ponder_manifest::{Grant, Limits, PluginSource, PluginSpec, Role};
 use sandbox::{HostState, ModelsGrant};
@@ -39,9 +43,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use types::{Candidate, JudgeOutcome, JudgeRequest, Message, Pair, Parsed};
+use types::{Candidate, JudgeOutcome, JudgeRequest, Message, OutputFormat, Pair, Parsed};
 use wasm::{LoadContext, WasmPlugin};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 /// Why the runtime itself could not start.
@@ -128,8 +132,8 @@ pub struct PluginInfo {
     pub role: Role,
     /// Where its code is.
     pub source: PluginSource,
-    /// The contract version it was built against: `0.1.0` for a component, `native ABI 1` for a
-    /// native library.
+    /// The contract version it was built against: `0.1.0` or `0.2.0` (as the component names it)
+    /// for a component, `native ABI 1` for a native library.
     pub version: String,
     /// Its sandbox limits (`None` for native plugins: they have none).
     pub limits: Option<Limits>,
@@ -139,20 +143,34 @@ pub struct PluginInfo {
     pub cache: Option<CacheOutcome>,
 }
 
-enum Backend {
-    Wasm(Box<WasmPlugin>),
-    Native(NativePlugin),
+/// What runs a plugin: a sandboxed component ([`WasmPlugin`]) or a native library
+/// ([`NativePlugin`]). Each call returns the value in the contract's types, or the failing call's
+/// name and the cause (a plugin's reported failure as [`Cause::Plugin`]); [`Plugin`] checks the
+/// role first and wraps failures in a [`PluginError`].
+trait Backend: Send {
+    /// Makes the plugin ready for calls (a sandboxed plugin: a configured live instance).
+    fn configure(&mut self) -> CallResult<()>;
+    /// `template.render`.
+    fn render(&mut self, instruction: &[Message]) -> CallResult<Vec<Message>>;
+    /// `template.parse`.
+    fn parse(&mut self, output: &str) -> CallResult<Parsed>;
+    /// `template.get-output-format`.
+    fn output_format(&mut self) -> CallResult<OutputFormat>;
+    /// `judging.judge`.
+    fn judge(&mut self, requests: &[JudgeRequest]) -> CallResult<Vec<JudgeOutcome>>;
+    /// `selector.select`.
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> CallResult<Vec<Vec<Pair>>>;
 }
 
 /// A loaded and configured plugin of one role.
 pub struct Plugin {
     info: PluginInfo,
-    backend: Backend,
+    backend: Box<dyn Backend>,
 }
 
 impl PluginRuntime {
     /// Sets up the engine (fuel metering and epoch interruption on), the linker (WASI p2 and the
-    /// `ponder:plugin` host interfaces) and the epoch ticker.
+    /// `ponder:plugin` host interfaces of every served version) and the epoch ticker.
     pub fn new(options: RuntimeOptions) -> Result<PluginRuntime, RuntimeError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -163,11 +181,8 @@ impl PluginRuntime {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
-        bindings::judge_world::Judge::add_to_linker::<HostState, HasSelf<HostState>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+        sandbox::link_host_interfaces(&mut linker)
+            .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(PluginRuntime {
             engine,
@@ -240,13 +255,17 @@ impl PluginRuntime {
                         grants: spec.grants.clone(),
                         cache: Some(loaded.cache),
                     },
-                    backend: Backend::Wasm(Box::new(plugin)),
+                    backend: Box::new(plugin),
                 })
             }
             PluginSource::Native(path) => {
                 let plugin =
                     NativePlugin::load(path, spec.role).map_err(|cause| error("load", cause))?;
-                let plugin = Plugin {
+                // Native plugins keep their own state; configure once here.
+                plugin
+                    .configure_once(&config)
+                    .map_err(|cause| error("configure", cause))?;
+                Ok(Plugin {
                     info: PluginInfo {
                         name: name.clone(),
                         role: spec.role,
@@ -256,17 +275,8 @@ impl PluginRuntime {
                         grants: spec.grants.clone(),
                         cache: None,
                     },
-                    backend: Backend::Native(plugin),
-                };
-                // Native plugins keep their own state; configure once here.
-                if let Backend::Native(native) = &plugin.backend {
-                    match native.configure(&config) {
-                        Ok(Ok(())) => {}
-                        Ok(Err(failure)) => return Err(error("configure", Cause::Plugin(failure))),
-                        Err(cause) => return Err(error("configure", cause)),
-                    }
-                }
-                Ok(plugin)
+                    backend: Box::new(plugin),
+                })
             }
         }
     }
@@ -287,61 +297,53 @@ impl Plugin {
         }
     }
 
-    fn require_role(&self, role: Role, call: &'static str) -> Result<(), PluginError> {
-        if self.info.role == role {
-            Ok(())
-        } else {
-            Err(self.error(call, Cause::WrongRole))
+    /// Runs one backend call of a role: refuses it for another role ([`Cause::WrongRole`]) and
+    /// wraps a failure in a [`PluginError`].
+    fn dispatch<T>(
+        &mut self,
+        role: Role,
+        call: &'static str,
+        run: impl FnOnce(&mut dyn Backend) -> CallResult<T>,
+    ) -> Result<T, PluginError> {
+        if self.info.role != role {
+            return Err(self.error(call, Cause::WrongRole));
         }
+        run(self.backend.as_mut()).map_err(|(call, cause)| self.error(call, cause))
     }
 
     /// Instantiates the component (when there is no live instance) and runs `configure`.
     /// Sandboxed plugins are configured again automatically after any failure.
     pub fn configure(&mut self) -> Result<(), PluginError> {
-        match &mut self.backend {
-            Backend::Wasm(plugin) => {
-                let result = plugin.ensure_live();
-                result.map_err(|(call, cause)| self.error(call, cause))
-            }
-            Backend::Native(_) => Ok(()),
-        }
+        let role = self.info.role;
+        self.dispatch(role, "configure", |backend| backend.configure())
     }
 
     /// `template.render`: the messages the policy is prompted with for an instruction.
     pub fn render(&mut self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
-        self.require_role(Role::Template, "render")?;
-        let result = match &mut self.backend {
-            Backend::Wasm(plugin) => plugin.render(instruction),
-            Backend::Native(plugin) => plugin
-                .render(instruction)
-                .map_err(|cause| ("render", cause)),
-        };
-        match result {
-            Ok(Ok(messages)) => Ok(messages),
-            Ok(Err(failure)) => Err(self.error("render", Cause::Plugin(failure))),
-            Err((call, cause)) => Err(self.error(call, cause)),
-        }
+        self.dispatch(Role::Template, "render", |backend| {
+            backend.render(instruction)
+        })
     }
 
     /// `template.parse`: splits one output into thought and response.
     pub fn parse(&mut self, output: &str) -> Result<Parsed, PluginError> {
-        self.require_role(Role::Template, "parse")?;
-        let result = match &mut self.backend {
-            Backend::Wasm(plugin) => plugin.parse(output),
-            Backend::Native(plugin) => plugin.parse(output).map_err(|cause| ("parse", cause)),
-        };
-        result.map_err(|(call, cause)| self.error(call, cause))
+        self.dispatch(Role::Template, "parse", |backend| backend.parse(output))
+    }
+
+    /// `template.get-output-format`: how the host shapes generation for this template (assistant
+    /// prefix, response separator, forced-response text). Templates built against
+    /// `ponder:plugin@0.1.0` and native templates have [`OutputFormat::default`] (no prefix, no
+    /// separator); a 0.2.0 component is asked.
+    pub fn output_format(&mut self) -> Result<OutputFormat, PluginError> {
+        self.dispatch(Role::Template, "get-output-format", |backend| {
+            backend.output_format()
+        })
     }
 
     /// `judge.judge`: per request, one optional score per response or the request's failure.
     /// The output is checked: one entry per request, one score per response, scores finite.
     pub fn judge(&mut self, requests: &[JudgeRequest]) -> Result<Vec<JudgeOutcome>, PluginError> {
-        self.require_role(Role::Judge, "judge")?;
-        let result = match &mut self.backend {
-            Backend::Wasm(plugin) => plugin.judge(requests),
-            Backend::Native(plugin) => plugin.judge(requests).map_err(|cause| ("judge", cause)),
-        };
-        let outcomes = result.map_err(|(call, cause)| self.error(call, cause))?;
+        let outcomes = self.dispatch(Role::Judge, "judge", |backend| backend.judge(requests))?;
         validate_judgments(requests, &outcomes)
             .map_err(|message| self.error("judge", Cause::InvalidOutput(message)))?;
         Ok(outcomes)
@@ -350,16 +352,7 @@ impl Plugin {
     /// `selector.select`: per group, the preference pairs. The output is checked: one list per
     /// group, indices in range, chosen ≠ rejected, weights positive and finite.
     pub fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginError> {
-        self.require_role(Role::Selector, "select")?;
-        let result = match &mut self.backend {
-            Backend::Wasm(plugin) => plugin.select(groups),
-            Backend::Native(plugin) => plugin.select(groups).map_err(|cause| ("select", cause)),
-        };
-        let pairs = match result {
-            Ok(Ok(pairs)) => pairs,
-            Ok(Err(failure)) => return Err(self.error("select", Cause::Plugin(failure))),
-            Err((call, cause)) => return Err(self.error(call, cause)),
-        };
+        let pairs = self.dispatch(Role::Selector, "select", |backend| backend.select(groups))?;
         validate_pairs(groups, &pairs)
             .map_err(|message| self.error("select", Cause::InvalidOutput(message)))?;
         Ok(pairs)

@@ -24,13 +24,18 @@
 //! (`{"kind": "failed", "message": "..."}`); anything else: `out` holds a UTF-8 message (a caught
 //! panic, say). The host frees every non-null `out` with `ponder_plugin_free`.
 
-use crate::error::Cause;
-use crate::types::{Candidate, JudgeOutcome, JudgeRequest, Message, Pair, Parsed, PluginFailure};
+use crate::Backend;
+use crate::error::{CallResult, Cause};
+use crate::types::{
+    Candidate, JudgeOutcome, JudgeRequest, Message, OutputFormat, Pair, Parsed, PluginFailure,
+};
 use libloading::{Library, Symbol};
 use ponder_manifest::Role;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+pub use ponder_contract::JudgeOutcomeJson;
 
 /// The native ABI version this host implements.
 pub const NATIVE_ABI_VERSION: u32 = 1;
@@ -48,44 +53,6 @@ pub fn role_number(role: Role) -> u32 {
         Role::Template => 0,
         Role::Judge => 1,
         Role::Selector => 2,
-    }
-}
-
-/// One judge outcome in JSON: `{"scores": [0.5, null]}` or `{"error": {"kind": .., "message": ..}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum JudgeOutcomeJson {
-    /// One optional score per response.
-    Scores {
-        /// The scores.
-        scores: Vec<Option<f64>>,
-    },
-    /// The request could not be judged.
-    Error {
-        /// Why.
-        error: PluginFailure,
-    },
-}
-
-impl From<JudgeOutcomeJson> for JudgeOutcome {
-    fn from(outcome: JudgeOutcomeJson) -> Self {
-        match outcome {
-            JudgeOutcomeJson::Scores { scores } => Ok(scores),
-            JudgeOutcomeJson::Error { error } => Err(error),
-        }
-    }
-}
-
-impl From<&JudgeOutcome> for JudgeOutcomeJson {
-    fn from(outcome: &JudgeOutcome) -> Self {
-        match outcome {
-            Ok(scores) => JudgeOutcomeJson::Scores {
-                scores: scores.clone(),
-            },
-            Err(error) => JudgeOutcomeJson::Error {
-                error: error.clone(),
-            },
-        }
     }
 }
 
@@ -138,12 +105,13 @@ impl NativePlugin {
         Ok(unsafe { function() })
     }
 
-    /// Calls one JSON function; returns the decoded result or the plugin's reported failure.
-    fn call<I: Serialize + ?Sized, O: DeserializeOwned>(
+    /// Calls one JSON function; returns the decoded result, or the cause of the failure (the
+    /// plugin's reported failure as [`Cause::Plugin`]).
+    fn call_json<I: Serialize + ?Sized, O: DeserializeOwned>(
         &self,
         symbol: &[u8],
         input: &I,
-    ) -> Result<Result<O, PluginFailure>, Cause> {
+    ) -> Result<O, Cause> {
         let input = serde_json::to_vec(input)
             .map_err(|error| Cause::Host(format!("cannot encode the input: {error}")))?;
         let name =
@@ -170,16 +138,15 @@ impl NativePlugin {
             copy
         };
         match status {
-            0 => serde_json::from_slice(&bytes).map(Ok).map_err(|error| {
+            0 => serde_json::from_slice(&bytes).map_err(|error| {
                 Cause::InvalidOutput(format!("`{name}` returned malformed JSON: {error}"))
             }),
-            1 => serde_json::from_slice::<PluginFailure>(&bytes)
-                .map(Err)
-                .map_err(|error| {
-                    Cause::Native(format!(
-                        "`{name}` returned a malformed plugin error: {error}"
-                    ))
-                }),
+            1 => match serde_json::from_slice::<PluginFailure>(&bytes) {
+                Ok(failure) => Err(Cause::Plugin(failure)),
+                Err(error) => Err(Cause::Native(format!(
+                    "`{name}` returned a malformed plugin error: {error}"
+                ))),
+            },
             other => Err(Cause::Native(format!(
                 "`{name}` failed with status {other}: {}",
                 String::from_utf8_lossy(&bytes)
@@ -187,38 +154,50 @@ impl NativePlugin {
         }
     }
 
-    pub(crate) fn configure(&self, config: &str) -> Result<Result<(), PluginFailure>, Cause> {
+    /// Runs the library's `configure` with the JSON of the manifest table. Native plugins keep
+    /// their own state, so the runtime calls this once, at load.
+    pub(crate) fn configure_once(&self, config: &str) -> Result<(), Cause> {
         let config: serde_json::Value = serde_json::from_str(config)
             .map_err(|error| Cause::Host(format!("the configuration is not JSON: {error}")))?;
-        self.call::<_, serde_json::Value>(b"ponder_plugin_configure\0", &config)
-            .map(|result| result.map(|_| ()))
+        self.call_json::<_, serde_json::Value>(b"ponder_plugin_configure\0", &config)
+            .map(|_| ())
+    }
+}
+
+/// Names the failing call of a native function.
+fn during<T>(call: &'static str, result: Result<T, Cause>) -> CallResult<T> {
+    result.map_err(|cause| (call, cause))
+}
+
+impl Backend for NativePlugin {
+    /// Configured once at load ([`NativePlugin::configure_once`]); nothing to do.
+    fn configure(&mut self) -> CallResult<()> {
+        Ok(())
     }
 
-    pub(crate) fn render(
-        &self,
-        instruction: &[Message],
-    ) -> Result<Result<Vec<Message>, PluginFailure>, Cause> {
-        self.call(b"ponder_plugin_render\0", instruction)
+    fn render(&mut self, instruction: &[Message]) -> CallResult<Vec<Message>> {
+        during(
+            "render",
+            self.call_json(b"ponder_plugin_render\0", instruction),
+        )
     }
 
-    pub(crate) fn parse(&self, output: &str) -> Result<Parsed, Cause> {
-        match self.call::<_, Parsed>(b"ponder_plugin_parse\0", output)? {
-            Ok(parsed) => Ok(parsed),
-            Err(failure) => Err(Cause::Plugin(failure)),
-        }
+    fn parse(&mut self, output: &str) -> CallResult<Parsed> {
+        during("parse", self.call_json(b"ponder_plugin_parse\0", output))
     }
 
-    pub(crate) fn judge(&self, requests: &[JudgeRequest]) -> Result<Vec<JudgeOutcome>, Cause> {
-        match self.call::<_, Vec<JudgeOutcomeJson>>(b"ponder_plugin_judge\0", requests)? {
-            Ok(outcomes) => Ok(outcomes.into_iter().map(JudgeOutcome::from).collect()),
-            Err(failure) => Err(Cause::Plugin(failure)),
-        }
+    /// The native ABI has no output format: native templates have the default.
+    fn output_format(&mut self) -> CallResult<OutputFormat> {
+        Ok(OutputFormat::default())
     }
 
-    pub(crate) fn select(
-        &self,
-        groups: &[Vec<Candidate>],
-    ) -> Result<Result<Vec<Vec<Pair>>, PluginFailure>, Cause> {
-        self.call(b"ponder_plugin_select\0", groups)
+    fn judge(&mut self, requests: &[JudgeRequest]) -> CallResult<Vec<JudgeOutcome>> {
+        let outcomes: Vec<JudgeOutcomeJson> =
+            during("judge", self.call_json(b"ponder_plugin_judge\0", requests))?;
+        Ok(outcomes.into_iter().map(JudgeOutcome::from).collect())
+    }
+
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> CallResult<Vec<Vec<Pair>>> {
+        during("select", self.call_json(b"ponder_plugin_select\0", groups))
     }
 }

@@ -3,8 +3,9 @@
 //! stdout/stderr captured into the log), the memory cap, the per-call clock behind the epoch
 //! deadline, and the host side of the `log` and `models` imports.
 
-use crate::bindings::{log, models, types};
-use crate::capability::{self, ModelAccess, ModelAccessError};
+use crate::bindings::{v0_1_0, v0_2_0};
+use crate::capability::{ChoiceRequest, GenerateRequest, ModelAccess, RewardRequest};
+use ponder_contract::ModelAccessError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -12,7 +13,7 @@ use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// Severity of a log record, as in the WIT `log.level`.
+/// Severity of a log record, as in the WIT `log.level` (of every contract version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     /// Very detailed tracing.
@@ -329,11 +330,11 @@ impl HostState {
     fn with_models<R>(
         &mut self,
         call: impl FnOnce(&dyn ModelAccess) -> Result<R, ModelAccessError>,
-    ) -> Result<R, models::ModelError> {
+    ) -> Result<R, ModelAccessError> {
         let access = match &self.models {
-            ModelsGrant::NotGranted => return Err(models::ModelError::NotGranted),
+            ModelsGrant::NotGranted => return Err(ModelAccessError::NotGranted),
             ModelsGrant::Granted(None) => {
-                return Err(models::ModelError::Failed(
+                return Err(ModelAccessError::Failed(
                     "this host serves no models (no model is loaded in this command)".to_string(),
                 ));
             }
@@ -342,12 +343,53 @@ impl HostState {
         let started = Instant::now();
         let result = call(access.as_ref());
         self.clock.in_host += started.elapsed();
-        result.map_err(|error| match error {
-            ModelAccessError::UnknownModel(name) => models::ModelError::UnknownModel(name),
-            ModelAccessError::InvalidRequest(text) => models::ModelError::InvalidRequest(text),
-            ModelAccessError::Unsupported(text) => models::ModelError::Unsupported(text),
-            ModelAccessError::Failed(text) => models::ModelError::Failed(text),
-        })
+        result
+    }
+
+    /// `models.generate`, whatever the contract version: one reply per request, checked.
+    fn serve_generate(
+        &mut self,
+        model: &str,
+        requests: Vec<GenerateRequest>,
+    ) -> Result<Vec<String>, ModelAccessError> {
+        let replies = self.with_models(|access| access.generate(model, &requests))?;
+        one_per_request(replies, requests.len(), "replies")
+    }
+
+    /// `models.choice-logprobs`, whatever the contract version: one result per request, checked.
+    fn serve_choice_logprobs(
+        &mut self,
+        model: &str,
+        requests: Vec<ChoiceRequest>,
+    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
+        let results = self.with_models(|access| access.choice_logprobs(model, &requests))?;
+        one_per_request(results, requests.len(), "results")
+    }
+
+    /// `models.reward`, whatever the contract version: one reward per request, checked.
+    fn serve_reward(
+        &mut self,
+        model: &str,
+        requests: Vec<RewardRequest>,
+    ) -> Result<Vec<f64>, ModelAccessError> {
+        let rewards = self.with_models(|access| access.reward(model, &requests))?;
+        one_per_request(rewards, requests.len(), "rewards")
+    }
+}
+
+/// Checks that the host's model work returned one `what` per request.
+fn one_per_request<T>(
+    results: Vec<T>,
+    requests: usize,
+    what: &str,
+) -> Result<Vec<T>, ModelAccessError> {
+    if results.len() == requests {
+        Ok(results)
+    } else {
+        Err(ModelAccessError::Failed(format!(
+            "the host returned {} {what} for {requests} requests",
+            results.len()
+        )))
     }
 }
 
@@ -360,106 +402,64 @@ impl WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
+/// Implements the host interfaces (`types`, `log`, `models`) of one contract version's bindings
+/// by converting to the contract's types and calling the version-independent methods above.
+macro_rules! serve_host_interfaces {
+    ($version:ident) => {
+        impl $version::types::Host for HostState {}
 
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) {
-        let level = match level {
-            log::Level::Trace => LogLevel::Trace,
-            log::Level::Debug => LogLevel::Debug,
-            log::Level::Info => LogLevel::Info,
-            log::Level::Warn => LogLevel::Warn,
-            log::Level::Error => LogLevel::Error,
-        };
-        self.emit(level, &message);
-    }
+        impl $version::log::Host for HostState {
+            fn log(&mut self, level: $version::log::Level, message: String) {
+                self.emit(level.into(), &message);
+            }
+        }
+
+        impl $version::models::Host for HostState {
+            fn generate(
+                &mut self,
+                model: String,
+                requests: Vec<$version::models::GenerateRequest>,
+            ) -> Result<Vec<String>, $version::models::ModelError> {
+                let requests = requests.into_iter().map(Into::into).collect();
+                self.serve_generate(&model, requests).map_err(Into::into)
+            }
+
+            fn choice_logprobs(
+                &mut self,
+                model: String,
+                requests: Vec<$version::models::ChoiceRequest>,
+            ) -> Result<Vec<Vec<f64>>, $version::models::ModelError> {
+                let requests = requests.into_iter().map(Into::into).collect();
+                self.serve_choice_logprobs(&model, requests)
+                    .map_err(Into::into)
+            }
+
+            fn reward(
+                &mut self,
+                model: String,
+                requests: Vec<$version::models::RewardRequest>,
+            ) -> Result<Vec<f64>, $version::models::ModelError> {
+                let requests = requests.into_iter().map(Into::into).collect();
+                self.serve_reward(&model, requests).map_err(Into::into)
+            }
+        }
+    };
 }
 
-fn message(message: types::Message) -> capability::Message {
-    capability::Message {
-        role: message.role,
-        content: message.content,
-    }
-}
+serve_host_interfaces!(v0_1_0);
+serve_host_interfaces!(v0_2_0);
 
-fn messages(list: Vec<types::Message>) -> Vec<capability::Message> {
-    list.into_iter().map(message).collect()
-}
-
-impl models::Host for HostState {
-    fn generate(
-        &mut self,
-        model: String,
-        requests: Vec<models::GenerateRequest>,
-    ) -> Result<Vec<String>, models::ModelError> {
-        let requests: Vec<capability::GenerateRequest> = requests
-            .into_iter()
-            .map(|request| capability::GenerateRequest {
-                messages: messages(request.messages),
-                sampling: capability::Sampling {
-                    temperature: request.sampling.temperature,
-                    top_p: request.sampling.top_p,
-                    max_new_tokens: request.sampling.max_new_tokens,
-                    seed: request.sampling.seed,
-                    stop: request.sampling.stop,
-                },
-            })
-            .collect();
-        let count = requests.len();
-        let replies = self.with_models(|access| access.generate(&model, &requests))?;
-        if replies.len() != count {
-            return Err(models::ModelError::Failed(format!(
-                "the host returned {} replies for {count} requests",
-                replies.len()
-            )));
-        }
-        Ok(replies)
-    }
-
-    fn choice_logprobs(
-        &mut self,
-        model: String,
-        requests: Vec<models::ChoiceRequest>,
-    ) -> Result<Vec<Vec<f64>>, models::ModelError> {
-        let requests: Vec<capability::ChoiceRequest> = requests
-            .into_iter()
-            .map(|request| capability::ChoiceRequest {
-                messages: messages(request.messages),
-                prefix: request.prefix,
-                choices: request.choices,
-            })
-            .collect();
-        let count = requests.len();
-        let result = self.with_models(|access| access.choice_logprobs(&model, &requests))?;
-        if result.len() != count {
-            return Err(models::ModelError::Failed(format!(
-                "the host returned {} results for {count} requests",
-                result.len()
-            )));
-        }
-        Ok(result)
-    }
-
-    fn reward(
-        &mut self,
-        model: String,
-        requests: Vec<models::RewardRequest>,
-    ) -> Result<Vec<f64>, models::ModelError> {
-        let requests: Vec<capability::RewardRequest> = requests
-            .into_iter()
-            .map(|request| capability::RewardRequest {
-                messages: messages(request.messages),
-                response: request.response,
-            })
-            .collect();
-        let count = requests.len();
-        let result = self.with_models(|access| access.reward(&model, &requests))?;
-        if result.len() != count {
-            return Err(models::ModelError::Failed(format!(
-                "the host returned {} rewards for {count} requests",
-                result.len()
-            )));
-        }
-        Ok(result)
-    }
+/// Adds the host interfaces (`types`, `log`, `models`) of every served contract version to the
+/// linker (the judge world imports all three).
+pub(crate) fn link_host_interfaces(
+    linker: &mut wasmtime::component::Linker<HostState>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::HasSelf;
+    v0_1_0::judge_world::Judge::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| {
+        state
+    })?;
+    v0_2_0::judge_world::Judge::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| {
+        state
+    })?;
+    Ok(())
 }

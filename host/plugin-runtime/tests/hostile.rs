@@ -13,7 +13,7 @@ use ponder_manifest::{Grant, Limits, PluginSource, PluginSpec, Role};
 use ponder_plugin_runtime::capability::{
     ChoiceRequest, GenerateRequest, ModelAccess, ModelAccessError, RewardRequest,
 };
-use ponder_plugin_runtime::types::{Candidate, JudgeRequest, Message, Pair};
+use ponder_plugin_runtime::types::{Candidate, JudgeRequest, Message, OutputFormat, Pair, Parsed};
 use ponder_plugin_runtime::{
     CacheOutcome, Cause, LogLevel, LogSink, Plugin, PluginError, PluginRuntime, RuntimeOptions,
 };
@@ -534,20 +534,95 @@ fn newer_contract_version_is_refused() {
         .runtime
         .load(&spec(Role::Judge, "hostile-newer-wit", Limits::default()))
         .err()
-        .expect("0.2.0 is not compatible with 0.1.0");
+        .expect("0.3.0 is newer than every served version");
     let text = error.to_string();
     assert!(
         matches!(error.cause, Cause::IncompatibleVersion { .. }),
         "{text}"
     );
     assert!(
-        text.contains("expected ponder:plugin/judging@0.1.0"),
+        text.contains("expected ponder:plugin/judging@0.1.0 or ponder:plugin/judging@0.2.0"),
         "{text}"
     );
     assert!(
-        text.contains("found ponder:plugin/judging@0.2.0 (newer"),
+        text.contains("found ponder:plugin/judging@0.3.0 (newer"),
         "{text}"
     );
+}
+
+/// Renders and parses with the plain template of `guest_support` (either contract version).
+fn check_plain_template(plugin: &mut Plugin) {
+    let messages = plugin
+        .render(&[Message::system("Be brief."), Message::user("2+2?")])
+        .expect("render");
+    assert_eq!(messages[0], Message::system("Be brief."));
+    assert_eq!(
+        messages[1],
+        Message::user("Think, then answer after \"Answer:\".\n\n2+2?")
+    );
+    assert_eq!(
+        plugin.parse("two and two Answer: 4").expect("parse"),
+        Parsed::split("two and two", "4")
+    );
+    assert!(matches!(
+        plugin.parse("no answer").expect("parse"),
+        Parsed::Failure(_)
+    ));
+}
+
+#[test]
+fn template_built_against_0_1_0_keeps_loading() {
+    let harness = harness();
+    let mut plugin = load(
+        &harness,
+        Role::Template,
+        "template-v0-1-0",
+        Limits::default(),
+    );
+    assert_eq!(plugin.info().version, "0.1.0");
+    check_plain_template(&mut plugin);
+    assert_eq!(
+        plugin.output_format().expect("output format"),
+        OutputFormat::default()
+    );
+}
+
+#[test]
+fn template_built_against_0_2_0_gives_its_output_format() {
+    let harness = harness();
+    let mut plugin = load(
+        &harness,
+        Role::Template,
+        "template-v0-2-0",
+        Limits::default(),
+    );
+    assert_eq!(plugin.info().version, "0.2.0");
+    check_plain_template(&mut plugin);
+    let format = plugin.output_format().expect("output format");
+    assert_eq!(
+        format,
+        OutputFormat {
+            assistant_prefix: "Thinking:\n".to_string(),
+            response_separator: Some("Answer:".to_string()),
+            forced_response: "\nAnswer: ".to_string(),
+        }
+    );
+    let output = format.forced_output("two and two", "4");
+    assert_eq!(
+        plugin.parse(&output).expect("parse"),
+        Parsed::split("Thinking:\ntwo and two", "4")
+    );
+}
+
+#[test]
+fn output_format_is_a_template_call() {
+    let harness = harness();
+    let mut judge = load(&harness, Role::Judge, "hostile-trap", Limits::default());
+    let error = judge
+        .output_format()
+        .expect_err("a judge has no output format");
+    assert!(matches!(error.cause, Cause::WrongRole), "{error}");
+    assert_eq!(error.call, "get-output-format");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! when the instruction is `attack`.
 
 wit_bindgen::generate!({
-    path: "../../../wit",
+    path: "../../../wit/v0.1.0",
     world: "thought-template",
 });
 

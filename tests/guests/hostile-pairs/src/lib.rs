@@ -3,7 +3,7 @@
 //! Otherwise it pairs candidate 0 against candidate 1.
 
 wit_bindgen::generate!({
-    path: "../../../wit",
+    path: "../../../wit/v0.1.0",
     world: "pair-selector",
 });
 

@@ -29,7 +29,8 @@ macro_rules! __ponder_generate_bindings {{
     }};
 }}
 
-/// The WIT contract this SDK implements (`wit/ponder-plugin.wit`).
+/// The WIT contract this SDK implements (`sdk/wit/ponder-plugin.wit`, the workspace's
+/// `wit/v0.2.0/`).
 pub const WIT: &str = r{hashes}"{wit}"{hashes};
 "#
     );

@@ -36,7 +36,8 @@
  * The host calls ponder_plugin_configure once, right after loading, before any other call, and
  * calls a plugin from one thread at a time. The functions must not unwind across the ABI.
  *
- * JSON SHAPES (the ponder-sdk types serialised with serde):
+ * JSON SHAPES (the contract's types of ponder-contract, re-exported by ponder-sdk, serialised
+ * with serde):
  *
  *   message     {"role": "user", "content": "..."}
  *   configure   in:  the plugin's manifest `config` table as a JSON object ({} when absent)
@@ -45,6 +46,8 @@
  *   parse       in:  "the generated output"                  out: {"ok": {"thought": "...",
  *                                                                 "response": "..."}}
  *                                                             or {"failure": "why"}
+ *               (native templates have no output format: the host uses the default, no
+ *               assistant prefix and no response separator)
  *   judge       in:  [{"instruction": [message, ...], "responses": ["...", ...],
  *                      "reference": "..." | null, "metadata": "<JSON text>"}, ...]
  *               out: per request {"scores": [number | null, ...]} (one per response, finite)

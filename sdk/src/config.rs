@@ -13,32 +13,18 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::PluginError;
+use crate::PluginFailure;
 
 /// Deserialises a plugin's configuration (the JSON of its manifest table). Any problem becomes
-/// [`PluginError::InvalidConfig`] naming the key (`a.b[2]`) and the reason.
-pub fn parse<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
-    deserialize(json, "config").map_err(PluginError::InvalidConfig)
+/// [`PluginFailure::InvalidConfig`] naming the key (`a.b[2]`) and the reason.
+pub fn parse<T: DeserializeOwned>(json: &str) -> Result<T, PluginFailure> {
+    ponder_contract::json::parse_named(json, "config").map_err(PluginFailure::InvalidConfig)
 }
 
 /// Deserialises call input (a judge request's metadata, say); problems become
-/// [`PluginError::InvalidInput`] naming `what` and the path inside it.
-pub fn parse_input<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, PluginError> {
-    deserialize(json, what).map_err(PluginError::InvalidInput)
-}
-
-fn deserialize<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, String> {
-    let json = if json.trim().is_empty() { "{}" } else { json };
-    let mut deserializer = serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if path.is_empty() || path == "." {
-            format!("{what}: {inner}")
-        } else {
-            format!("{what} key `{path}`: {inner}")
-        }
-    })
+/// [`PluginFailure::InvalidInput`] naming `what` and the path inside it.
+pub fn parse_input<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, PluginFailure> {
+    ponder_contract::json::parse_named(json, what).map_err(PluginFailure::InvalidInput)
 }
 
 #[cfg(test)]
@@ -69,7 +55,7 @@ mod tests {
     #[test]
     fn wrong_type_names_the_nested_key() {
         let error = parse::<Config>(r#"{"inner": [{"size": 1}, {"size": -3}]}"#).unwrap_err();
-        let PluginError::InvalidConfig(text) = error else {
+        let PluginFailure::InvalidConfig(text) = error else {
             panic!("expected invalid-config, got {error:?}");
         };
         assert!(text.contains("`inner[1].size`"), "{text}");
@@ -84,6 +70,6 @@ mod tests {
     #[test]
     fn input_errors_are_invalid_input() {
         let error = parse_input::<Config>("\"text\"", "metadata").unwrap_err();
-        assert!(matches!(error, PluginError::InvalidInput(_)), "{error:?}");
+        assert!(matches!(error, PluginFailure::InvalidInput(_)), "{error:?}");
     }
 }

@@ -26,9 +26,9 @@
 //!
 //! with `crate-type = ["cdylib"]` in the plugin's `Cargo.toml`, built for the host's target.
 
-use crate::PluginError;
+use crate::PluginFailure;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 /// Version of the native ABI; `ponder_plugin_abi_version` returns it and the host refuses any
 /// other.
@@ -48,31 +48,7 @@ pub const STATUS_PLUGIN_ERROR: i32 = 1;
 /// before `configure`); the output is a UTF-8 message.
 pub const STATUS_ABI_ERROR: i32 = 2;
 
-/// One judge outcome in the ABI's JSON: `{"scores": [0.5, null]}` or
-/// `{"error": {"kind": "invalid-input", "message": "..."}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum JudgeOutcomeJson {
-    /// One optional score per response.
-    Scores {
-        /// The scores, in response order.
-        scores: Vec<Option<f64>>,
-    },
-    /// Why the request could not be judged.
-    Error {
-        /// The error.
-        error: PluginError,
-    },
-}
-
-impl From<crate::JudgeResult> for JudgeOutcomeJson {
-    fn from(result: crate::JudgeResult) -> Self {
-        match result {
-            Ok(scores) => Self::Scores { scores },
-            Err(error) => Self::Error { error },
-        }
-    }
-}
+pub use ponder_contract::JudgeOutcomeJson;
 
 /// Implementation details of the native export macros. Not a stable API.
 #[doc(hidden)]
@@ -120,7 +96,7 @@ pub mod __private {
         input_len: usize,
         output: *mut *mut u8,
         output_len: *mut usize,
-        body: impl FnOnce(I) -> Result<O, PluginError>,
+        body: impl FnOnce(I) -> Result<O, PluginFailure>,
     ) -> i32 {
         let bytes = if input.is_null() {
             &[][..]
@@ -169,8 +145,8 @@ pub mod __private {
     }
 
     /// The error of a call made before a successful `configure`.
-    pub fn not_configured() -> PluginError {
-        PluginError::Failed("the plugin was called before `configure` succeeded".to_string())
+    pub fn not_configured() -> PluginFailure {
+        PluginFailure::Failed("the plugin was called before `configure` succeeded".to_string())
     }
 
     /// Turns a poisoned lock (a previous call panicked) into a usable guard.
@@ -242,8 +218,8 @@ macro_rules! __ponder_native_common {
         }
 
         fn ponder_native_with<R>(
-            body: impl FnOnce(&mut $plugin) -> ::std::result::Result<R, $crate::PluginError>,
-        ) -> ::std::result::Result<R, $crate::PluginError> {
+            body: impl FnOnce(&mut $plugin) -> ::std::result::Result<R, $crate::PluginFailure>,
+        ) -> ::std::result::Result<R, $crate::PluginFailure> {
             let mut state = $crate::native::__private::lock(&PONDER_NATIVE_STATE);
             match state.as_mut() {
                 ::std::option::Option::Some(plugin) => body(plugin),

@@ -1,6 +1,7 @@
-//! Helpers shared by thought templates: placing a prompt and splitting at separators.
+//! Helpers shared by thought templates: placing a prompt, splitting at separators, and the
+//! output format of separator-based templates.
 
-use crate::{Message, Parsed, PluginError};
+use crate::{Message, OutputFormat, Parsed, PluginFailure};
 
 /// Prompt texts and separators of the paper (Wu et al., "Thinking LLMs: General Instruction
 /// Following with Thought Generation", arXiv 2410.10630, Figure 2), for templates to reuse.
@@ -36,6 +37,30 @@ your draft response and its evaluation. Write your internal thoughts inside <int
     pub const RESPONSE_SEPARATOR_CONTRACTED: &str = "Here's my response:";
     /// Specific prompt: the final response follows this.
     pub const FINAL_RESPONSE_SEPARATOR: &str = "<R>";
+
+    /// The output format of the generic prompt: the assistant turn starts with
+    /// `Here is my thought process:` and a line break; a forced response is
+    /// `"\n\nHere is my response:\n"`.
+    pub fn generic_output_format() -> crate::OutputFormat {
+        super::separated_output_format(Some(THOUGHT_SEPARATOR), RESPONSE_SEPARATOR)
+    }
+}
+
+/// The output format of a template whose outputs open with `thought_separator` (when given) and
+/// give the response after `response_separator`: the host starts the assistant turn with the
+/// thought separator and a line break, and forces a response with a blank line, the response
+/// separator and a line break. [`split_at_separators`] with the same separators parses both.
+pub fn separated_output_format(
+    thought_separator: Option<&str>,
+    response_separator: &str,
+) -> OutputFormat {
+    OutputFormat {
+        assistant_prefix: thought_separator
+            .map(|separator| format!("{separator}\n"))
+            .unwrap_or_default(),
+        response_separator: Some(response_separator.to_string()),
+        forced_response: format!("\n\n{response_separator}\n"),
+    }
 }
 
 /// Returns `instruction` with `prompt` put in front of its last user message (`prompt + x`, as
@@ -43,7 +68,7 @@ your draft response and its evaluation. Write your internal thoughts inside <int
 pub fn prefix_last_user_message(
     instruction: &[Message],
     prompt: &str,
-) -> Result<Vec<Message>, PluginError> {
+) -> Result<Vec<Message>, PluginFailure> {
     wrap_last_user_message(instruction, prompt, "")
 }
 
@@ -52,7 +77,7 @@ pub fn wrap_last_user_message(
     instruction: &[Message],
     before: &str,
     after: &str,
-) -> Result<Vec<Message>, PluginError> {
+) -> Result<Vec<Message>, PluginFailure> {
     let last_user = last_user_index(instruction)?;
     let mut messages = instruction.to_vec();
     let content = &messages[last_user].content;
@@ -65,7 +90,7 @@ pub fn wrap_last_user_message(
 pub fn with_system_prompt(
     instruction: &[Message],
     prompt: &str,
-) -> Result<Vec<Message>, PluginError> {
+) -> Result<Vec<Message>, PluginFailure> {
     last_user_index(instruction)?;
     let mut messages = instruction.to_vec();
     match messages.first_mut() {
@@ -77,11 +102,11 @@ pub fn with_system_prompt(
     Ok(messages)
 }
 
-fn last_user_index(instruction: &[Message]) -> Result<usize, PluginError> {
+fn last_user_index(instruction: &[Message]) -> Result<usize, PluginFailure> {
     instruction
         .iter()
         .rposition(|message| message.role == "user")
-        .ok_or_else(|| PluginError::invalid_input("the instruction has no user message"))
+        .ok_or_else(|| PluginFailure::invalid_input("the instruction has no user message"))
 }
 
 /// The earliest occurrence of any of `needles` in `haystack` at or after `from`: the start of
@@ -194,7 +219,7 @@ mod tests {
     fn no_user_message_is_invalid_input() {
         assert!(matches!(
             prefix_last_user_message(&[Message::system("s")], "P"),
-            Err(PluginError::InvalidInput(_))
+            Err(PluginFailure::InvalidInput(_))
         ));
         assert!(with_system_prompt(&[], "P").is_err());
     }
@@ -224,6 +249,27 @@ mod tests {
             split_at_separators("think <R>  \n", &[], &["<R>"]),
             Parsed::Failure(_)
         ));
+    }
+
+    #[test]
+    fn separated_output_format_round_trips_through_the_split() {
+        let format = paper::generic_output_format();
+        assert_eq!(format.assistant_prefix, "Here is my thought process:\n");
+        assert_eq!(
+            format.response_separator.as_deref(),
+            Some("Here is my response:")
+        );
+        assert_eq!(format.forced_response, "\n\nHere is my response:\n");
+        let output = format.forced_output("a thought", "the answer");
+        assert_eq!(
+            split_at_separators(
+                &output,
+                &[paper::THOUGHT_SEPARATOR],
+                &[paper::RESPONSE_SEPARATOR]
+            ),
+            Parsed::split("a thought", "the answer")
+        );
+        assert_eq!(separated_output_format(None, "<R>").assistant_prefix, "");
     }
 
     #[test]

@@ -23,9 +23,9 @@ fn check_loads_every_plugin_of_the_example_manifest() {
     );
     assert!(outcome.success, "{outcome:?}");
     for expected in [
-        "template  thought-generic: ponder:plugin@0.1.0 (world thought-template)",
-        "judge     judge-constraints: ponder:plugin@0.1.0 (world judge)",
-        "selector  select-length-controlled: ponder:plugin@0.1.0 (world pair-selector)",
+        "template  thought-generic: ponder:plugin@0.2.0 (world thought-template)",
+        "judge     judge-constraints: ponder:plugin@0.2.0 (world judge)",
+        "selector  select-length-controlled: ponder:plugin@0.2.0 (world pair-selector)",
         "limits: memory 128 MiB, fuel 1000000000, timeout 5000 ms; grants: none",
         "compiled: now (cached)",
     ] {

@@ -16,7 +16,7 @@
 pub mod bradley_terry;
 
 use ponder_sdk::models::{GenerateRequest, Models, Sampling};
-use ponder_sdk::{Judge, JudgeRequest, JudgeResult, Message, PluginError, config};
+use ponder_sdk::{Judge, JudgeOutcome, JudgeRequest, Message, PluginFailure, config};
 use serde::Deserialize;
 
 /// The judge's instructions (system message).
@@ -129,27 +129,27 @@ impl PairwiseJudge {
 }
 
 impl Judge for PairwiseJudge {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let judge: Self = config::parse(config)?;
         if !(judge.prior.is_finite() && judge.prior > 0.0) {
-            return Err(PluginError::invalid_config(
+            return Err(PluginFailure::invalid_config(
                 "config key `prior`: must be finite and > 0",
             ));
         }
         if !(judge.top_p > 0.0 && judge.top_p <= 1.0) {
-            return Err(PluginError::invalid_config(
+            return Err(PluginFailure::invalid_config(
                 "config key `top_p`: must be in (0, 1]",
             ));
         }
         if !(judge.temperature.is_finite() && judge.temperature >= 0.0) {
-            return Err(PluginError::invalid_config(
+            return Err(PluginFailure::invalid_config(
                 "config key `temperature`: must be ≥ 0",
             ));
         }
         Ok(judge)
     }
 
-    fn judge(&mut self, requests: &[JudgeRequest], models: &dyn Models) -> Vec<JudgeResult> {
+    fn judge(&mut self, requests: &[JudgeRequest], models: &dyn Models) -> Vec<JudgeOutcome> {
         let mut prompts = Vec::new();
         for request in requests {
             let question = request.last_user_text();
@@ -175,7 +175,7 @@ impl Judge for PairwiseJudge {
         let judgments = match judgments {
             Ok(judgments) if judgments.len() == prompts.len() => judgments,
             Ok(judgments) => {
-                let error = PluginError::failed(format!(
+                let error = PluginFailure::failed(format!(
                     "the host returned {} judgments for {} prompts",
                     judgments.len(),
                     prompts.len()
@@ -183,7 +183,7 @@ impl Judge for PairwiseJudge {
                 return requests.iter().map(|_| Err(error.clone())).collect();
             }
             Err(error) => {
-                let error = PluginError::failed(format!("judge model `{}`: {error}", self.model));
+                let error = PluginFailure::failed(format!("judge model `{}`: {error}", self.model));
                 return requests.iter().map(|_| Err(error.clone())).collect();
             }
         };
@@ -214,7 +214,7 @@ ponder_sdk::export_judge!(PairwiseJudge);
 mod tests {
     use std::cell::RefCell;
 
-    use ponder_sdk::models::{ChoiceRequest, ModelError, RewardRequest};
+    use ponder_sdk::models::{ChoiceRequest, ModelAccessError, RewardRequest};
 
     use super::*;
 
@@ -237,7 +237,7 @@ mod tests {
             &self,
             model: &str,
             requests: &[GenerateRequest],
-        ) -> Result<Vec<String>, ModelError> {
+        ) -> Result<Vec<String>, ModelAccessError> {
             assert_eq!(model, "judge");
             self.calls.borrow_mut().push(requests.len());
             Ok(requests
@@ -258,12 +258,12 @@ mod tests {
             &self,
             _: &str,
             _: &[ChoiceRequest],
-        ) -> Result<Vec<Vec<f64>>, ModelError> {
-            Err(ModelError::Unsupported("test".into()))
+        ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
+            Err(ModelAccessError::Unsupported("test".into()))
         }
 
-        fn reward(&self, _: &str, _: &[RewardRequest]) -> Result<Vec<f64>, ModelError> {
-            Err(ModelError::Unsupported("test".into()))
+        fn reward(&self, _: &str, _: &[RewardRequest]) -> Result<Vec<f64>, ModelAccessError> {
+            Err(ModelAccessError::Unsupported("test".into()))
         }
     }
 
@@ -323,7 +323,7 @@ mod tests {
         assert!(
             results
                 .iter()
-                .all(|r| matches!(r, Err(PluginError::Failed(_))))
+                .all(|r| matches!(r, Err(PluginFailure::Failed(_))))
         );
     }
 

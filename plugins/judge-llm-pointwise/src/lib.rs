@@ -12,7 +12,7 @@
 //! A response whose choice log-probabilities are all −∞ or not finite gets no score (`None`).
 
 use ponder_sdk::models::{ChoiceRequest, Models};
-use ponder_sdk::{Judge, JudgeRequest, JudgeResult, Message, PluginError, config, stats};
+use ponder_sdk::{Judge, JudgeOutcome, JudgeRequest, Message, PluginFailure, config, stats};
 use serde::Deserialize;
 
 /// The rubric (system message).
@@ -69,11 +69,11 @@ pub fn rating_prompt(question: &str, response: &str) -> String {
 }
 
 impl Judge for PointwiseJudge {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         config::parse(config)
     }
 
-    fn judge(&mut self, requests: &[JudgeRequest], models: &dyn Models) -> Vec<JudgeResult> {
+    fn judge(&mut self, requests: &[JudgeRequest], models: &dyn Models) -> Vec<JudgeOutcome> {
         let choices = choices();
         let batch: Vec<ChoiceRequest> = requests
             .iter()
@@ -107,11 +107,11 @@ impl Judge for PointwiseJudge {
             }
             Ok(_) => {
                 let error =
-                    PluginError::failed("the host returned log-probabilities of the wrong shape");
+                    PluginFailure::failed("the host returned log-probabilities of the wrong shape");
                 return requests.iter().map(|_| Err(error.clone())).collect();
             }
             Err(error) => {
-                let error = PluginError::failed(format!("judge model `{}`: {error}", self.model));
+                let error = PluginFailure::failed(format!("judge model `{}`: {error}", self.model));
                 return requests.iter().map(|_| Err(error.clone())).collect();
             }
         };
@@ -133,7 +133,7 @@ ponder_sdk::export_judge!(PointwiseJudge);
 
 #[cfg(test)]
 mod tests {
-    use ponder_sdk::models::{GenerateRequest, ModelError, NoModels, RewardRequest};
+    use ponder_sdk::models::{GenerateRequest, ModelAccessError, NoModels, RewardRequest};
 
     use super::*;
 
@@ -141,15 +141,19 @@ mod tests {
     struct LengthRater;
 
     impl Models for LengthRater {
-        fn generate(&self, _: &str, _: &[GenerateRequest]) -> Result<Vec<String>, ModelError> {
-            Err(ModelError::Unsupported("test".into()))
+        fn generate(
+            &self,
+            _: &str,
+            _: &[GenerateRequest],
+        ) -> Result<Vec<String>, ModelAccessError> {
+            Err(ModelAccessError::Unsupported("test".into()))
         }
 
         fn choice_logprobs(
             &self,
             model: &str,
             requests: &[ChoiceRequest],
-        ) -> Result<Vec<Vec<f64>>, ModelError> {
+        ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
             assert_eq!(model, "judge");
             Ok(requests
                 .iter()
@@ -169,8 +173,8 @@ mod tests {
                 .collect())
         }
 
-        fn reward(&self, _: &str, _: &[RewardRequest]) -> Result<Vec<f64>, ModelError> {
-            Err(ModelError::Unsupported("test".into()))
+        fn reward(&self, _: &str, _: &[RewardRequest]) -> Result<Vec<f64>, ModelAccessError> {
+            Err(ModelAccessError::Unsupported("test".into()))
         }
     }
 
@@ -215,6 +219,6 @@ mod tests {
     fn model_errors_fail_the_requests() {
         let mut judge = PointwiseJudge::configure(r#"{"model": "judge"}"#).unwrap();
         let results = judge.judge(&[request(&["a"])], &NoModels);
-        assert!(matches!(&results[0], Err(PluginError::Failed(text)) if text.contains("grant")));
+        assert!(matches!(&results[0], Err(PluginFailure::Failed(text)) if text.contains("grant")));
     }
 }

@@ -5,7 +5,7 @@
 //! Configuration (all optional):
 //! - `min_margin` (number ≥ 0, default 0): skip a group unless best − worst exceeds it.
 
-use ponder_sdk::{Candidate, Pair, PairSelector, PluginError, config};
+use ponder_sdk::{Candidate, Pair, PairSelector, PluginFailure, config};
 use serde::Deserialize;
 
 /// The best-versus-worst selector.
@@ -37,17 +37,17 @@ impl BestWorst {
 }
 
 impl PairSelector for BestWorst {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let selector: Self = config::parse(config)?;
         if !(selector.min_margin.is_finite() && selector.min_margin >= 0.0) {
-            return Err(PluginError::invalid_config(
+            return Err(PluginFailure::invalid_config(
                 "config key `min_margin`: must be a finite number ≥ 0",
             ));
         }
         Ok(selector)
     }
 
-    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginError> {
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginFailure> {
         Ok(groups
             .iter()
             .map(|group| self.select_group(group).into_iter().collect())

@@ -15,7 +15,7 @@
 //! - `failures_as_rejected` (bool, default `true`): use parse failures as rejected samples.
 //! - `max_failure_fraction` (number in [0, 1], default 0.1): cap on the share of such pairs.
 
-use ponder_sdk::{Candidate, Pair, PairSelector, PluginError, config, log, stats};
+use ponder_sdk::{Candidate, Pair, PairSelector, PluginFailure, config, log, stats};
 use serde::Deserialize;
 
 /// How response length is measured.
@@ -135,16 +135,16 @@ impl LengthControlled {
 }
 
 impl PairSelector for LengthControlled {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let selector: Self = config::parse(config)?;
         if !(0.0..=MAX_RHO).contains(&selector.rho) {
-            return Err(PluginError::invalid_config(format!(
+            return Err(PluginFailure::invalid_config(format!(
                 "config key `rho`: {} is outside [0, {MAX_RHO}]",
                 selector.rho
             )));
         }
         if !(0.0..=1.0).contains(&selector.max_failure_fraction) {
-            return Err(PluginError::invalid_config(format!(
+            return Err(PluginFailure::invalid_config(format!(
                 "config key `max_failure_fraction`: {} is outside [0, 1]",
                 selector.max_failure_fraction
             )));
@@ -152,7 +152,7 @@ impl PairSelector for LengthControlled {
         Ok(selector)
     }
 
-    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginError> {
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginFailure> {
         let rho = if self.auto_rho {
             self.automatic_rho(groups)
         } else {

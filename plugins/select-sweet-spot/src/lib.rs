@@ -4,7 +4,7 @@
 //! candidates are ignored; groups with fewer than two scored candidates, or no candidate scoring
 //! below the best, give no pair. Takes no configuration.
 
-use ponder_sdk::{Candidate, Pair, PairSelector, PluginError, config, stats};
+use ponder_sdk::{Candidate, Pair, PairSelector, PluginFailure, config, stats};
 use serde::Deserialize;
 
 /// The sweet-spot selector.
@@ -37,11 +37,11 @@ impl SweetSpot {
 }
 
 impl PairSelector for SweetSpot {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         config::parse(config)
     }
 
-    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginError> {
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginFailure> {
         Ok(groups
             .iter()
             .map(|group| Self::select_group(group).into_iter().collect())

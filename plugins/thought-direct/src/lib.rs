@@ -1,7 +1,8 @@
 //! No thought: the direct-response baseline of Thought Preference Optimization. The instruction
 //! goes to the model unchanged and the whole output is the response. Takes no configuration.
+//! Output format: the default (no assistant prefix, no response separator).
 
-use ponder_sdk::{Message, Parsed, PluginError, ThoughtTemplate, config};
+use ponder_sdk::{Message, Parsed, PluginFailure, ThoughtTemplate, config};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -13,14 +14,14 @@ struct Config {}
 pub struct DirectResponse;
 
 impl ThoughtTemplate for DirectResponse {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let _: Config = config::parse(config)?;
         Ok(Self)
     }
 
-    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
+    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginFailure> {
         if !instruction.iter().any(|message| message.role == "user") {
-            return Err(PluginError::invalid_input(
+            return Err(PluginFailure::invalid_input(
                 "the instruction has no user message",
             ));
         }
@@ -50,6 +51,18 @@ mod tests {
         assert_eq!(template.render(&instruction).unwrap(), instruction);
         assert_eq!(template.parse("  answer \n"), Parsed::split("", "answer"));
         assert!(matches!(template.parse(" \n"), Parsed::Failure(_)));
+    }
+
+    #[test]
+    fn output_format_is_the_default_and_parses() {
+        let template = DirectResponse::configure("{}").unwrap();
+        let format = template.output_format();
+        assert_eq!(format, ponder_sdk::OutputFormat::default());
+        let output = format.forced_output("", "Just the answer.");
+        assert_eq!(
+            template.parse(&output),
+            Parsed::split("", "Just the answer.")
+        );
     }
 
     #[test]

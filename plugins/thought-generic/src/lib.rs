@@ -2,12 +2,16 @@
 //! Figure 2): the model may think, writes its thought after `Here is my thought process:` and its
 //! response after `Here is my response:`.
 //!
+//! Output format (`ponder:plugin@0.2.0`): the host starts the assistant turn with
+//! `Here is my thought process:` and a line break, and forces a response with
+//! `"\n\nHere is my response:\n"`.
+//!
 //! Configuration (all optional):
 //! - `accept_heres` (bool, default `false`): also accept the contractions `Here's my thought
 //!   process:` / `Here's my response:` that small models often write.
 
 use ponder_sdk::template::paper;
-use ponder_sdk::{Message, Parsed, PluginError, ThoughtTemplate, config};
+use ponder_sdk::{Message, OutputFormat, Parsed, PluginFailure, ThoughtTemplate, config};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -24,7 +28,7 @@ pub struct GenericThought {
 }
 
 impl ThoughtTemplate for GenericThought {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let config: Config = config::parse(config)?;
         let mut thought_separators = vec![paper::THOUGHT_SEPARATOR];
         let mut response_separators = vec![paper::RESPONSE_SEPARATOR];
@@ -38,7 +42,7 @@ impl ThoughtTemplate for GenericThought {
         })
     }
 
-    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
+    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginFailure> {
         let prompt = format!("{}{}", paper::GENERIC_INSTRUCTION, paper::QUERY_LEAD);
         ponder_sdk::template::prefix_last_user_message(instruction, &prompt)
     }
@@ -49,6 +53,10 @@ impl ThoughtTemplate for GenericThought {
             &self.thought_separators,
             &self.response_separators,
         )
+    }
+
+    fn output_format(&self) -> OutputFormat {
+        paper::generic_output_format()
     }
 }
 
@@ -85,6 +93,31 @@ mod tests {
             template("{}").parse(output),
             Parsed::split("primes are odd, mostly.", "7 is prime.")
         );
+    }
+
+    #[test]
+    fn output_format_is_the_papers_separators() {
+        let format = template("{}").output_format();
+        assert_eq!(format.assistant_prefix, "Here is my thought process:\n");
+        assert_eq!(
+            format.response_separator.as_deref(),
+            Some("Here is my response:")
+        );
+        assert_eq!(format.forced_response, "\n\nHere is my response:\n");
+    }
+
+    #[test]
+    fn parse_accepts_prefix_thought_forced_response() {
+        for config in ["{}", r#"{"accept_heres": true}"#] {
+            let template = template(config);
+            let output = template
+                .output_format()
+                .forced_output("7 is odd; is it prime? Yes.", "7 is prime.");
+            assert_eq!(
+                template.parse(&output),
+                Parsed::split("7 is odd; is it prime? Yes.", "7 is prime.")
+            );
+        }
     }
 
     #[test]

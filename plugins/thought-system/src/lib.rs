@@ -2,12 +2,16 @@
 //! a system prompt instead of in front of the user query; outputs split as with the generic
 //! prompt (`Here is my thought process:` / `Here is my response:`).
 //!
+//! Output format (`ponder:plugin@0.2.0`): as the generic prompt's, the host starts the assistant
+//! turn with `Here is my thought process:` and a line break, and forces a response with
+//! `"\n\nHere is my response:\n"`.
+//!
 //! Configuration (all optional):
 //! - `accept_heres` (bool, default `false`): also accept `Here's my thought process:` /
 //!   `Here's my response:`.
 
 use ponder_sdk::template::{self, paper};
-use ponder_sdk::{Message, Parsed, PluginError, ThoughtTemplate, config};
+use ponder_sdk::{Message, OutputFormat, Parsed, PluginFailure, ThoughtTemplate, config};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,14 +27,14 @@ pub struct SystemThought {
 }
 
 impl ThoughtTemplate for SystemThought {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let config: Config = config::parse(config)?;
         Ok(Self {
             accept_heres: config.accept_heres,
         })
     }
 
-    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
+    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginFailure> {
         template::with_system_prompt(instruction, paper::GENERIC_INSTRUCTION)
     }
 
@@ -55,6 +59,10 @@ impl ThoughtTemplate for SystemThought {
             )
         }
     }
+
+    fn output_format(&self) -> OutputFormat {
+        paper::generic_output_format()
+    }
 }
 
 ponder_sdk::export_thought_template!(SystemThought);
@@ -71,6 +79,16 @@ mod tests {
         assert_eq!(messages[0].role, "system");
         assert_eq!(messages[0].content, paper::GENERIC_INSTRUCTION);
         assert_eq!(messages[1], Message::user("Hi"));
+    }
+
+    #[test]
+    fn output_format_is_the_generic_prompts() {
+        let template = SystemThought::configure("{}").unwrap();
+        let format = template.output_format();
+        assert_eq!(format, paper::generic_output_format());
+        assert_eq!(format.assistant_prefix, "Here is my thought process:\n");
+        let output = format.forced_output("thinking", "answer");
+        assert_eq!(template.parse(&output), Parsed::split("thinking", "answer"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Configuration: `{"keywords": ["paris", "france"]}`.
 
 use ponder_sdk::models::Models;
-use ponder_sdk::{Judge, JudgeRequest, JudgeResult, PluginError, config, log};
+use ponder_sdk::{Judge, JudgeRequest, JudgeOutcome, PluginFailure, config, log};
 use serde::Deserialize;
 
 /// The judge and its configuration.
@@ -15,16 +15,16 @@ pub struct KeywordJudge {
 }
 
 impl Judge for KeywordJudge {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         let judge: Self = config::parse(config)?;
         if judge.keywords.is_empty() {
-            return Err(PluginError::invalid_config("config key `keywords`: give at least one"));
+            return Err(PluginFailure::invalid_config("config key `keywords`: give at least one"));
         }
         log::info(&format!("{{name}}: {} keywords", judge.keywords.len()));
         Ok(judge)
     }
 
-    fn judge(&mut self, requests: &[JudgeRequest], _models: &dyn Models) -> Vec<JudgeResult> {
+    fn judge(&mut self, requests: &[JudgeRequest], _models: &dyn Models) -> Vec<JudgeOutcome> {
         requests
             .iter()
             .map(|request| {
@@ -72,7 +72,7 @@ mod tests {
     fn missing_keywords_are_a_config_error() {
         assert!(matches!(
             KeywordJudge::configure("{}"),
-            Err(PluginError::InvalidConfig(text)) if text.contains("keywords")
+            Err(PluginFailure::InvalidConfig(text)) if text.contains("keywords")
         ));
     }
 }

@@ -2,7 +2,7 @@
 //! chosen and the worst rejected; groups with fewer than two scored candidates or equal scores
 //! give no pair. Takes no configuration.
 
-use ponder_sdk::{Candidate, Pair, PairSelector, PluginError, config, stats};
+use ponder_sdk::{Candidate, Pair, PairSelector, PluginFailure, config, stats};
 use serde::Deserialize;
 
 /// The selector (no configuration).
@@ -11,11 +11,11 @@ use serde::Deserialize;
 pub struct BestAgainstWorst {}
 
 impl PairSelector for BestAgainstWorst {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         config::parse(config)
     }
 
-    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginError> {
+    fn select(&mut self, groups: &[Vec<Candidate>]) -> Result<Vec<Vec<Pair>>, PluginFailure> {
         Ok(groups
             .iter()
             .map(|group| {

@@ -1,9 +1,10 @@
 //! `{{name}}`: a ponder thought template. Asks the model to think after `Thoughts:` and to
-//! answer after `Answer:`, and splits its output there.
+//! answer after `Answer:`, and splits its output there. Its output format has the host start the
+//! assistant turn with `Thoughts:` and force a response with `Answer:`.
 //!
 //! Configuration (optional): `{"instruction": "..."}` replaces the default instruction.
 
-use ponder_sdk::{Message, Parsed, PluginError, ThoughtTemplate, config, template};
+use ponder_sdk::{Message, OutputFormat, Parsed, PluginFailure, ThoughtTemplate, config, template};
 use serde::Deserialize;
 
 const DEFAULT_INSTRUCTION: &str = "First think about the request after \"Thoughts:\", then \
@@ -22,16 +23,20 @@ fn default_instruction() -> String {
 }
 
 impl ThoughtTemplate for ThinkThenAnswer {
-    fn configure(config: &str) -> Result<Self, PluginError> {
+    fn configure(config: &str) -> Result<Self, PluginFailure> {
         config::parse(config)
     }
 
-    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginError> {
+    fn render(&self, instruction: &[Message]) -> Result<Vec<Message>, PluginFailure> {
         template::prefix_last_user_message(instruction, &self.instruction)
     }
 
     fn parse(&self, output: &str) -> Parsed {
         template::split_at_separators(output, &["Thoughts:"], &["Answer:"])
+    }
+
+    fn output_format(&self) -> OutputFormat {
+        template::separated_output_format(Some("Thoughts:"), "Answer:")
     }
 }
 
@@ -51,5 +56,7 @@ mod tests {
             Parsed::split("easy.", "4")
         );
         assert!(matches!(template.parse("4"), Parsed::Failure(_)));
+        let forced = template.output_format().forced_output("easy.", "4");
+        assert_eq!(template.parse(&forced), Parsed::split("easy.", "4"));
     }
 }

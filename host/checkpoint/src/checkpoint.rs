@@ -35,6 +35,11 @@ const END_OF_TURN_TOKENS: [&str; 5] = [
 
 impl Checkpoint {
     /// Loads a Hugging Face directory or a `.gguf` file.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] when the path is neither a Hugging Face directory nor a GGUF file, or a
+    /// file in it is missing, unreadable or malformed (config, weights, tokenizer, chat template).
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         if path.is_dir() {
             load_hf_dir(path)
@@ -49,17 +54,48 @@ impl Checkpoint {
     }
 
     /// Prompt ids for a conversation: chat template applied once, BOS added exactly once.
+    ///
+    /// # Errors
+    /// The model has no chat template, or the template or the tokenizer fails on the messages.
     pub fn encode_chat(
         &self,
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>, CheckpointError> {
+        let text = self.render_chat(messages, add_generation_prompt)?;
+        self.encode_prompt_text(&text)
+    }
+
+    /// Prompt ids for a conversation whose assistant turn has already begun with
+    /// `assistant_prefix`: the chat template with its generation prompt, then the prefix, encoded
+    /// as one text (so the prefix tokenises as it would inside the turn).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::encode_chat`].
+    pub fn encode_chat_with_prefix(
+        &self,
+        messages: &[Message],
+        assistant_prefix: &str,
+    ) -> Result<Vec<u32>, CheckpointError> {
+        let mut text = self.render_chat(messages, true)?;
+        text.push_str(assistant_prefix);
+        self.encode_prompt_text(&text)
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, CheckpointError> {
         let template = self
             .chat_template
             .as_ref()
             .ok_or(CheckpointError::NoChatTemplate)?;
-        let text = template.render(messages, add_generation_prompt)?;
-        let mut ids = self.tokenizer.encode(&text)?;
+        template.render(messages, add_generation_prompt)
+    }
+
+    fn encode_prompt_text(&self, text: &str) -> Result<Vec<u32>, CheckpointError> {
+        let mut ids = self.tokenizer.encode(text)?;
         if self.tokenizer.special_tokens().add_bos_token
             && let Some(bos) = self.tokenizer.bos_token_id()
             && ids.first() != Some(&bos)

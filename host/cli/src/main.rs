@@ -43,6 +43,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Thought Preference Optimization: sample, judge, select pairs and train with DPO, for the
+    /// manifest's iterations; resumable.
+    Train(commands::train::TrainArgs),
     /// Check, run and scaffold plugins.
     #[command(subcommand)]
     Plugins(commands::plugins::PluginsCommand),
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Train(args) => commands::train::run(args),
         Command::Plugins(command) => commands::plugins::run(command),
         Command::Dpo(args) => commands::dpo::run(args),
         Command::Bench(command) => commands::bench::run(command),

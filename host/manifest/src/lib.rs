@@ -97,6 +97,9 @@ pub struct RunSection {
     pub seed: u64,
     /// Number of TPO iterations (the paper: up to 4).
     pub iterations: u32,
+    /// What happens to an instruction whose judging (or an output whose parsing) fails in a
+    /// plugin: skip it and count it, or stop the run.
+    pub on_row_failure: RowFailurePolicy,
 }
 
 impl Default for RunSection {
@@ -105,8 +108,19 @@ impl Default for RunSection {
             out: PathBuf::from("runs/ponder"),
             seed: 1234,
             iterations: 1,
+            on_row_failure: RowFailurePolicy::Skip,
         }
     }
+}
+
+/// `run.on_row_failure`: what a plugin failure on one row does to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowFailurePolicy {
+    /// Leave the row out (it makes no pair), count it in the metrics, go on.
+    Skip,
+    /// Stop the run with the plugin's error.
+    Stop,
 }
 
 /// `[model]`: the policy model.
@@ -132,6 +146,17 @@ pub struct DataSection {
     /// Fresh instructions per iteration (data is not reused across iterations).
     #[serde(default = "default_per_iteration")]
     pub per_iteration: u32,
+    /// Validation instructions (resolved): when set, each iteration's model is the DPO epoch
+    /// with the best mean judge score on them (the paper's rule); else the last epoch.
+    #[serde(default)]
+    pub validation: Option<PathBuf>,
+    /// How many validation instructions (the first ones of the file) are sampled per epoch.
+    #[serde(default = "default_validation_size")]
+    pub validation_size: u32,
+    /// Shuffle the training instructions with the run seed before slicing them into
+    /// iterations (off: file order).
+    #[serde(default = "default_true")]
+    pub shuffle: bool,
 }
 
 /// `[sample]`: how the policy samples candidates. Defaults are the paper's.
@@ -146,6 +171,15 @@ pub struct SampleSection {
     pub top_p: f32,
     /// Upper bound on generated tokens per candidate.
     pub max_new_tokens: u32,
+    /// Start the assistant turn with the template's assistant prefix (its thought header), so
+    /// the model continues a thought instead of answering directly. Off in the paper.
+    pub prefill: bool,
+    /// Most thought tokens before the host forces the template's response separator (also
+    /// forced when the model ends its turn inside the thought); 0 = never forced (the paper).
+    pub thought_budget: u32,
+    /// Instructions sampled together in one batch (K rows each) and judged in one judge call;
+    /// also the unit a killed sampling or judging phase resumes from.
+    pub batch_prompts: u32,
 }
 
 impl Default for SampleSection {
@@ -155,6 +189,9 @@ impl Default for SampleSection {
             temperature: 0.8,
             top_p: 0.95,
             max_new_tokens: 384,
+            prefill: false,
+            thought_budget: 0,
+            batch_prompts: 8,
         }
     }
 }
@@ -189,6 +226,9 @@ pub struct DpoSection {
     pub epochs: u32,
     /// Pairs per optimiser step, ≥ 1.
     pub batch_size: u32,
+    /// Save a resumable DPO checkpoint every this many optimiser steps (always at epoch ends);
+    /// a killed DPO phase resumes from the newest one.
+    pub save_every: Option<u32>,
 }
 
 impl Default for DpoSection {
@@ -200,6 +240,7 @@ impl Default for DpoSection {
             lr: 5e-7,
             epochs: 1,
             batch_size: 4,
+            save_every: None,
         }
     }
 }
@@ -209,7 +250,7 @@ impl Default for DpoSection {
 pub enum Role {
     /// A thought template (world `thought-template`, interface `template`).
     Template,
-    /// A judge (world `judge`, interface `judge`).
+    /// A judge (world `judge`, interface `judging`).
     Judge,
     /// A pair selector (world `pair-selector`, interface `selector`).
     Selector,
@@ -385,6 +426,14 @@ fn default_per_iteration() -> u32 {
     64
 }
 
+fn default_validation_size() -> u32 {
+    32
+}
+
+fn default_true() -> bool {
+    true
+}
+
 /// The file as written, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -555,8 +604,14 @@ impl Validator<'_> {
                     "data.per_iteration",
                     "must be at least 1",
                 )?;
+                self.check(
+                    data.validation_size >= 1,
+                    "data.validation_size",
+                    "must be at least 1",
+                )?;
                 data.train = self.resolve(&data.train);
                 data.eval = data.eval.map(|eval| self.resolve(&eval));
+                data.validation = data.validation.map(|path| self.resolve(&path));
                 Some(data)
             }
             None => None,
@@ -589,6 +644,19 @@ impl Validator<'_> {
             "sample.max_new_tokens",
             "must be at least 1",
         )?;
+        self.check(
+            sample.thought_budget < sample.max_new_tokens,
+            "sample.thought_budget",
+            &format!(
+                "must be below sample.max_new_tokens ({}) so the response has room, got {}",
+                sample.max_new_tokens, sample.thought_budget
+            ),
+        )?;
+        self.check(
+            sample.batch_prompts >= 1,
+            "sample.batch_prompts",
+            "must be at least 1",
+        )?;
 
         let dpo = raw.dpo;
         self.check(
@@ -608,6 +676,11 @@ impl Validator<'_> {
         )?;
         self.check(dpo.epochs >= 1, "dpo.epochs", "must be at least 1")?;
         self.check(dpo.batch_size >= 1, "dpo.batch_size", "must be at least 1")?;
+        self.check(
+            dpo.save_every != Some(0),
+            "dpo.save_every",
+            "must be at least 1 (leave it out to save at epoch ends only)",
+        )?;
 
         let mut models = BTreeMap::new();
         for (name, mut model) in raw.models {

@@ -1,5 +1,6 @@
-//! `ponder bench ...`: benchmarks that print figures. One child per area; each child has its own
-//! `Args` struct and function here, so adding one is a variant, a struct and a function.
+//! `ponder bench ...`: benchmarks that print figures. One child per area; each child is a variant
+//! here with an `Args` struct and a function, here or beside the command it measures
+//! (`dpo.rs`, `model.rs`, `train.rs`).
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     Plugins(PluginsBenchArgs),
     /// DPO: seconds per optimiser step and peak RSS of a full fine-tune (float32).
     Dpo(super::dpo::DpoBenchArgs),
+    /// One Thought Preference Optimization iteration (64 instructions x 8 samples, up to 384
+    /// new tokens, of the embedded model by default): each phase's time.
+    Iteration(super::train::BenchIterationArgs),
 }
 
 /// Arguments of `ponder bench plugins`.
@@ -43,6 +47,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Plugins(args) => bench_plugins(args),
         BenchCommand::Dpo(args) => super::dpo::bench(args),
+        BenchCommand::Iteration(args) => super::train::bench_iteration(args),
         BenchCommand::Generate(args) => crate::commands::model::run_bench_generate(args),
     }
 }

@@ -252,6 +252,7 @@ pub fn run(args: DpoArgs) -> anyhow::Result<()> {
                 &args.out.join("reference_logps_eval.json"),
                 args.train.batch_pairs,
                 &device,
+                config.progress,
             )?;
             Some(ValidationLoss {
                 pairs: tokenized,

@@ -5,3 +5,4 @@ pub mod data;
 pub mod dpo;
 pub mod model;
 pub mod plugins;
+pub mod train;

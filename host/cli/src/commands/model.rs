@@ -98,6 +98,7 @@ impl SamplingArgs {
             stop_token_ids: checkpoint.stop_token_ids(),
             stop_strings: self.stop.clone(),
             suppress_token_ids: Vec::new(),
+            response_forcing: None,
         }
     }
 }
@@ -531,6 +532,7 @@ pub fn run_bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
         },
         stop_strings: Vec::new(),
         suppress_token_ids: if fixed { end_tokens } else { Vec::new() },
+        response_forcing: None,
     };
     println!(
         "bench generate: {} instructions x k={} , {} new tokens ({} mode), temperature 0.8, top-p 0.95, model {} on {} (loaded in {load_seconds:.2}s), prompt tokens {:?}",

@@ -105,6 +105,24 @@ pub struct SamplingParams {
     pub stop_strings: Vec<String>,
     /// Tokens that may never be sampled (the fixed-length benchmark suppresses end tokens).
     pub suppress_token_ids: Vec<u32>,
+    /// Two-part outputs (a thought, then a response): when set, every sequence starts in its
+    /// thought, and the sampler makes sure a response follows (see [`ResponseForcing`]).
+    pub response_forcing: Option<ResponseForcing>,
+}
+
+/// How the sampler keeps a thought from ending the output: the thought ends when the model
+/// writes `separator` itself, or else — at a stop token or after `thought_budget` tokens — the
+/// sampler appends `forced_tokens` (the separator as the template wants it forced) and the
+/// sequence goes on with the response. A stop token or stop string during the thought does not
+/// end the sequence; `max_new_tokens` still bounds the whole output, forced tokens included.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResponseForcing {
+    /// The text that starts the response when the model writes it.
+    pub separator: String,
+    /// Tokens appended when the thought ends without the separator.
+    pub forced_tokens: Vec<u32>,
+    /// Most tokens of a thought before the response is forced (at least 1).
+    pub thought_budget: usize,
 }
 
 impl Default for SamplingParams {
@@ -118,12 +136,17 @@ impl Default for SamplingParams {
             stop_token_ids: Vec::new(),
             stop_strings: Vec::new(),
             suppress_token_ids: Vec::new(),
+            response_forcing: None,
         }
     }
 }
 
 impl SamplingParams {
     /// Checks the values are in range.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] naming the offending parameter.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |what: String| Err(ModelError::InvalidRequest(what));
         if !self.temperature.is_finite() || self.temperature < 0.0 {
@@ -137,6 +160,23 @@ impl SamplingParams {
         }
         if !(0.0..=1.0).contains(&self.min_p) {
             return bad(format!("min_p must be in [0, 1], got {}", self.min_p));
+        }
+        if self.stop_strings.iter().any(String::is_empty) {
+            return bad("a stop string is empty (it would end every sample at once)".into());
+        }
+        if let Some(forcing) = &self.response_forcing {
+            if forcing.separator.is_empty() {
+                return bad("the response separator is empty".into());
+            }
+            if forcing.forced_tokens.is_empty() {
+                return bad("the forced response text has no tokens".into());
+            }
+            if forcing.thought_budget == 0 || forcing.thought_budget >= self.max_new_tokens {
+                return bad(format!(
+                    "the thought budget must be at least 1 and below max_new_tokens ({}), got {}",
+                    self.max_new_tokens, forcing.thought_budget
+                ));
+            }
         }
         Ok(())
     }
@@ -176,6 +216,9 @@ pub struct GeneratedSequence {
     pub text: String,
     /// Why it ended.
     pub finish: FinishReason,
+    /// Whether the sampler appended the response separator ([`ResponseForcing`]); the forced
+    /// tokens are part of `tokens` and `text`.
+    pub forced_response: bool,
 }
 
 /// Timing and token counts of one [`generate`] call.
@@ -210,6 +253,18 @@ struct Row {
     position: u32,
     finish: Option<FinishReason>,
     text: String,
+    /// Still in the thought (only with [`ResponseForcing`]).
+    thinking: bool,
+    /// Forced tokens still to feed, in reverse order (popped from the end).
+    pending: Vec<u32>,
+    forced_response: bool,
+}
+
+impl Row {
+    /// Whether this row's next token is chosen by sampling (not finished, nothing forced).
+    fn samples(&self) -> bool {
+        self.finish.is_none() && self.pending.is_empty()
+    }
 }
 
 /// Generates one sample per seed of every request, all decoded in one batch.
@@ -219,6 +274,11 @@ struct Row {
 ///
 /// On the plain CPU device the model runs through [`CpuEngine`] (same weights, hand-written
 /// kernels); elsewhere through burn.
+///
+/// # Errors
+///
+/// [`ModelError::InvalidRequest`] for invalid sampling parameters or requests (empty prompt,
+/// more tokens than the model's context), and any error of the forward pass or of decoding.
 pub fn generate(
     model: &CausalLm,
     tokenizer: &Tokenizer,
@@ -261,6 +321,9 @@ fn generate_with<D: Decoder>(
                 position: request.prompt.len() as u32,
                 finish: None,
                 text: String::new(),
+                thinking: params.response_forcing.is_some(),
+                pending: Vec::new(),
+                forced_response: false,
             });
         }
     }
@@ -274,6 +337,7 @@ fn generate_with<D: Decoder>(
                 tokens: row.tokens,
                 text: row.text,
                 finish: row.finish.unwrap_or(FinishReason::Length),
+                forced_response: row.forced_response,
             });
             sample_counter[request] += 1;
         }
@@ -291,7 +355,11 @@ fn generate_with<D: Decoder>(
     stats.prefill_tokens = prompts.iter().map(Vec::len).sum();
     let mut prompt_cache = model.new_cache(prompts.len(), prompt_batch.len);
     let prompt_logits = model.forward_last(&prompt_batch, &mut prompt_cache)?;
-    let capacity = prompt_batch.len + params.max_new_tokens;
+    let forced = params
+        .response_forcing
+        .as_ref()
+        .map_or(0, |forcing| forcing.forced_tokens.len());
+    let capacity = prompt_batch.len + params.max_new_tokens + forced;
     let mut cache = D::select_rows(&prompt_cache, &prompt_of_row, capacity)?;
     drop(prompt_cache);
     // `active[i]` is the row decoded in cache row `i`.
@@ -348,7 +416,10 @@ fn generate_with<D: Decoder>(
             if row.finish.is_some() {
                 continue;
             }
-            accept_token(row, sampled[slot], params, tokenizer, on_token)?;
+            match row.pending.pop() {
+                Some(token) => push_forced(row, token, params, tokenizer, on_token)?,
+                None => accept_token(row, sampled[slot], params, tokenizer, on_token)?,
+            }
             stats.generated_tokens += 1;
         }
     }
@@ -368,7 +439,7 @@ fn sample_rows(
     let mut rngs: Vec<(usize, Option<SequenceRng>)> = active
         .iter()
         .enumerate()
-        .map(|(slot, &r)| (slot, rows[r].finish.is_none().then(|| rows[r].rng.clone())))
+        .map(|(slot, &r)| (slot, rows[r].samples().then(|| rows[r].rng.clone())))
         .collect();
     let mut out = vec![0u32; active.len()];
     let threads = std::thread::available_parallelism()
@@ -402,6 +473,12 @@ fn accept_token(
     on_token: &mut dyn FnMut(&StreamEvent),
 ) -> Result<(), ModelError> {
     if params.stop_token_ids.contains(&token) {
+        if row.thinking
+            && let Some(forcing) = &params.response_forcing
+        {
+            // The model ended inside its thought: the response is forced instead.
+            return start_forced_response(row, forcing, params, tokenizer, on_token);
+        }
         row.finish = Some(FinishReason::StopToken(token));
         row.text = tokenizer.decode(&row.tokens, true)?;
         return Ok(());
@@ -411,6 +488,65 @@ fn accept_token(
         sequence: row.sequence,
         token,
     });
+    if row.thinking
+        && let Some(forcing) = &params.response_forcing
+    {
+        let text = tokenizer.decode(&row.tokens, true)?;
+        if text.contains(forcing.separator.as_str()) {
+            row.thinking = false;
+        } else if row.tokens.len() >= forcing.thought_budget {
+            return start_forced_response(row, forcing, params, tokenizer, on_token);
+        } else {
+            return Ok(());
+        }
+    }
+    check_end(row, params, tokenizer)
+}
+
+/// Ends the thought by appending the forced separator tokens: the first now, the rest fed one
+/// per decode step.
+fn start_forced_response(
+    row: &mut Row,
+    forcing: &ResponseForcing,
+    params: &SamplingParams,
+    tokenizer: &Tokenizer,
+    on_token: &mut dyn FnMut(&StreamEvent),
+) -> Result<(), ModelError> {
+    row.thinking = false;
+    row.forced_response = true;
+    row.pending = forcing.forced_tokens.iter().rev().copied().collect();
+    match row.pending.pop() {
+        Some(token) => push_forced(row, token, params, tokenizer, on_token),
+        None => Ok(()),
+    }
+}
+
+/// Appends a forced token (never a stop: it was not sampled).
+fn push_forced(
+    row: &mut Row,
+    token: u32,
+    params: &SamplingParams,
+    tokenizer: &Tokenizer,
+    on_token: &mut dyn FnMut(&StreamEvent),
+) -> Result<(), ModelError> {
+    row.tokens.push(token);
+    on_token(&StreamEvent {
+        sequence: row.sequence,
+        token,
+    });
+    if row.pending.is_empty() {
+        check_end(row, params, tokenizer)
+    } else {
+        Ok(())
+    }
+}
+
+/// Ends the row at a stop string or at `max_new_tokens`.
+fn check_end(
+    row: &mut Row,
+    params: &SamplingParams,
+    tokenizer: &Tokenizer,
+) -> Result<(), ModelError> {
     if !params.stop_strings.is_empty() {
         let text = tokenizer.decode(&row.tokens, true)?;
         if let Some((cut, stop)) = params

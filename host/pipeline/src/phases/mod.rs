@@ -1,0 +1,7 @@
+//! The phases of one iteration, in order. Each reads the previous phase's file from the run
+//! directory and writes its own.
+
+pub mod dpo;
+pub mod judge;
+pub mod sample;
+pub mod select;

@@ -1,0 +1,603 @@
+//! `ponder train`: the Thought Preference Optimization loop through the real binary and real
+//! plugins, on the tiny random Llama of ../shared/reference/tiny, for two iterations.
+//!
+//! - a killed run (SIGKILL in the middle of sampling, judging, DPO and validation) resumes to
+//!   the same artifacts, byte for byte, as an uninterrupted run (wall-clock fields aside);
+//! - bad input gets an error naming the file and the key or line, and damages nothing;
+//! - a manifest edited in a way that invalidates finished work is refused, naming the key;
+//!   `--restart-from` redoes from there.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ponder_e2e::{Outcome, plugin, ponder_binary, root};
+use ponder_test_support::tiny_model_dir;
+
+/// The manifest of the test runs, with `extra` TOML appended (later keys of a table must be set
+/// through `replace` instead: TOML forbids a key twice).
+fn manifest(out: &Path, replace: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        r#"
+[run]
+out = "{out}"
+seed = 7
+iterations = 2
+
+[model]
+path = "{model}"
+
+[data]
+train = "{train}"
+validation = "{validation}"
+validation_size = 2
+per_iteration = 4
+
+[sample]
+k = 4
+max_new_tokens = 40
+prefill = true
+thought_budget = 16
+batch_prompts = 2
+
+[dpo]
+beta = 0.1
+lr = 1e-3
+epochs = 2
+batch_size = 2
+save_every = 1
+
+[plugins.template]
+wasm = "{template}"
+
+[plugins.judge]
+wasm = "{judge}"
+config = {{ mode = "loose" }}
+
+[plugins.selector]
+wasm = "{selector}"
+config = {{ rho = 0.2 }}
+"#,
+        out = out.display(),
+        model = tiny_model_dir("llama").display(),
+        train = root().join("data/train.jsonl").display(),
+        validation = root().join("data/eval.jsonl").display(),
+        template = plugin("thought-generic").display(),
+        judge = plugin("judge-constraints").display(),
+        selector = plugin("select-length-controlled").display(),
+    );
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from} is not in the manifest");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// A scratch directory with a manifest, a run directory and a plugin cache.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn write_manifest(&self, replace: &[(&str, &str)]) -> PathBuf {
+        let path = self.dir.path().join("tpo.toml");
+        std::fs::write(&path, manifest(&self.run_dir(), replace)).expect("write manifest");
+        path
+    }
+
+    fn command(&self, manifest: &Path, extra: &[&str]) -> Command {
+        let mut command = Command::new(ponder_binary());
+        command
+            .arg("train")
+            .arg(manifest)
+            .arg("--no-progress")
+            .args(extra)
+            .current_dir(root())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"));
+        command
+    }
+
+    fn train(&self, manifest: &Path, extra: &[&str]) -> Outcome {
+        let output = self
+            .command(manifest, extra)
+            .output()
+            .expect("running ponder train");
+        Outcome {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts a run and SIGKILLs it as soon as `moment` holds for its run directory. Returns
+    /// whether the kill landed (false: the run finished first).
+    fn train_and_kill(&self, manifest: &Path, moment: &dyn Fn(&Path) -> bool) -> bool {
+        let mut child = self
+            .command(manifest, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting ponder train");
+        let run = self.run_dir();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting") {
+                assert!(status.success(), "the run failed before the kill: {status}");
+                return false;
+            }
+            if moment(&run) {
+                child.kill().expect("SIGKILL");
+                let status = child.wait().expect("reaping");
+                return status.signal() == Some(9);
+            }
+            assert!(Instant::now() < deadline, "the kill moment never came");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn assert_ok(outcome: &Outcome) {
+    assert!(
+        outcome.success,
+        "ponder train failed\nstdout:\n{}\nstderr:\n{}",
+        outcome.stdout, outcome.stderr
+    );
+}
+
+fn assert_fails_with(outcome: &Outcome, needles: &[&str]) {
+    assert!(
+        !outcome.success,
+        "ponder train succeeded but should have failed\nstdout:\n{}",
+        outcome.stdout
+    );
+    for needle in needles {
+        assert!(
+            outcome.stderr.contains(needle),
+            "the error does not mention {needle:?}:\n{}",
+            outcome.stderr
+        );
+    }
+    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+}
+
+/// Keys whose values are wall-clock measurements: the only non-deterministic content.
+const TIMING_KEYS: [&str; 3] = ["seconds", "step_seconds", "tokens_per_second"];
+
+fn strip_timings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for key in TIMING_KEYS {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_timings);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_timings),
+        _ => {}
+    }
+}
+
+/// Every file of a run directory (relative path → comparable content), timings logs left out
+/// and timing fields of JSON files removed; everything else byte for byte.
+fn artifacts(run: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(base, &path, out);
+                continue;
+            }
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name == "timings.jsonl" {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read artifact");
+            let json_lines = name.ends_with(".jsonl") || name.ends_with(".json");
+            let content = if json_lines && (name.contains("metrics") || name.contains("state")) {
+                let text = String::from_utf8(bytes).expect("UTF-8");
+                let values: Vec<serde_json::Value> = if name.ends_with(".jsonl") {
+                    text.lines()
+                        .map(|line| serde_json::from_str(line).expect("JSON line"))
+                        .collect()
+                } else {
+                    vec![serde_json::from_str(&text).expect("JSON")]
+                };
+                let mut values = values;
+                values.iter_mut().for_each(strip_timings);
+                serde_json::to_vec(&values).expect("JSON")
+            } else {
+                bytes
+            };
+            out.insert(
+                path.strip_prefix(base).expect("inside").to_path_buf(),
+                content,
+            );
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(run, run, &mut out);
+    out
+}
+
+fn assert_same_artifacts(expected: &Path, actual: &Path) {
+    let expected = artifacts(expected);
+    let actual = artifacts(actual);
+    let names = |map: &BTreeMap<PathBuf, Vec<u8>>| map.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&expected), names(&actual), "different files");
+    for (path, bytes) in &expected {
+        assert!(
+            &actual[path] == bytes,
+            "{} differs from the uninterrupted run",
+            path.display()
+        );
+    }
+}
+
+fn exists_glob(dir: &Path, prefix: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+    })
+}
+
+/// One uninterrupted run, shared by the tests that compare against it.
+fn reference_run() -> &'static Path {
+    static RUN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, run) = RUN.get_or_init(|| {
+        let scratch = Scratch::new();
+        let manifest = scratch.write_manifest(&[]);
+        let outcome = scratch.train(&manifest, &[]);
+        assert_ok(&outcome);
+        let run = scratch.run_dir();
+        (scratch.dir, run)
+    });
+    run
+}
+
+#[test]
+fn two_iterations_leave_every_artifact_and_train_on_pairs() {
+    let run = reference_run();
+    for iteration in ["iter-1", "iter-2"] {
+        let dir = run.join(iteration);
+        for file in [
+            "instructions.jsonl",
+            "samples.jsonl",
+            "judgments.jsonl",
+            "pairs.jsonl",
+            "model/config.json",
+            "model/model.safetensors",
+            "model/tokenizer.json",
+            "dpo/reference_logps.json",
+        ] {
+            assert!(dir.join(file).is_file(), "{iteration}/{file} is missing");
+        }
+        assert!(!dir.join("samples.parts").exists());
+        assert!(!dir.join("judgments.parts").exists());
+        assert!(exists_glob(&dir.join("validation"), "step-"));
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    let records: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    for (index, record) in records.iter().enumerate() {
+        assert_eq!(record["iteration"], index as u64 + 1);
+        assert_eq!(record["samples"], 16);
+        assert!(record["pairs"].as_u64().expect("pairs") > 0, "{record}");
+        assert!(record["dpo_loss"].as_f64().is_some(), "{record}");
+        for key in ["sample", "judge", "select", "dpo", "host", "total"] {
+            assert!(record["seconds"][key].as_f64().is_some(), "{key}: {record}");
+        }
+    }
+    // The thought budget forces the separator, so every output parses (the tiny model writes
+    // noise); the judge saw responses only.
+    let samples = std::fs::read_to_string(run.join("iter-1/samples.jsonl")).expect("samples");
+    let first: serde_json::Value =
+        serde_json::from_str(samples.lines().next().expect("a row")).expect("JSON");
+    let text = first["outputs"][0]["text"].as_str().expect("text");
+    assert!(text.starts_with("Here is my thought process:"), "{text}");
+    assert!(text.contains("Here is my response:"), "{text}");
+    // The second iteration starts from the first one's model.
+    let pairs = std::fs::read_to_string(run.join("iter-2/pairs.jsonl")).expect("pairs");
+    assert!(!pairs.is_empty());
+    // Iteration slices are disjoint.
+    let ids = |iteration: &str| -> Vec<String> {
+        std::fs::read_to_string(run.join(iteration).join("instructions.jsonl"))
+            .expect("instructions")
+            .lines()
+            .map(|line| {
+                let row: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                row["id"].as_str().expect("id").to_string()
+            })
+            .collect()
+    };
+    let (first, second) = (ids("iter-1"), ids("iter-2"));
+    assert!(
+        first.iter().all(|id| !second.contains(id)),
+        "{first:?} {second:?}"
+    );
+}
+
+#[test]
+fn a_rerun_of_a_finished_run_changes_nothing() {
+    let scratch = Scratch::new();
+    let manifest = scratch.write_manifest(&[]);
+    assert_ok(&scratch.train(&manifest, &[]));
+    let before = artifacts(&scratch.run_dir());
+    let again = scratch.train(&manifest, &[]);
+    assert_ok(&again);
+    assert!(again.stderr.contains("done earlier"), "{}", again.stderr);
+    assert_eq!(before, artifacts(&scratch.run_dir()));
+    assert_same_artifacts(reference_run(), &scratch.run_dir());
+}
+
+/// Kills a run when `moment` holds for its run directory, reruns it to the end, and compares
+/// with the reference run. The kill must land where `moment` says (the run must still be in that
+/// state afterwards); a kill that came too late is retried with a fresh run.
+fn killed_and_resumed_equals_uninterrupted(moment: &dyn Fn(&Path) -> bool, what: &str) {
+    for _attempt in 0..5 {
+        let scratch = Scratch::new();
+        let manifest = scratch.write_manifest(&[]);
+        let killed = scratch.train_and_kill(&manifest, moment);
+        if !(killed && moment(&scratch.run_dir())) {
+            continue;
+        }
+        assert_ok(&scratch.train(&manifest, &[]));
+        assert_same_artifacts(reference_run(), &scratch.run_dir());
+        return;
+    }
+    panic!("five runs finished their phase before the kill {what} landed");
+}
+
+#[test]
+fn killed_while_sampling_resumes_to_the_same_bytes() {
+    killed_and_resumed_equals_uninterrupted(
+        &|run| {
+            let dir = run.join("iter-1");
+            exists_glob(&dir.join("samples.parts"), "chunk-") && !dir.join("samples.jsonl").exists()
+        },
+        "in the sampling phase",
+    );
+}
+
+#[test]
+fn killed_while_judging_resumes_to_the_same_bytes() {
+    killed_and_resumed_equals_uninterrupted(
+        &|run| {
+            let dir = run.join("iter-2");
+            exists_glob(&dir.join("judgments.parts"), "chunk-")
+                && !dir.join("judgments.jsonl").exists()
+        },
+        "in the judging phase",
+    );
+}
+
+#[test]
+fn killed_while_training_resumes_to_the_same_bytes() {
+    killed_and_resumed_equals_uninterrupted(
+        &|run| {
+            exists_glob(&run.join("iter-1/dpo/checkpoints"), "step-")
+                && !run.join("iter-1/model").exists()
+        },
+        "in the DPO phase",
+    );
+}
+
+#[test]
+fn killed_while_validating_resumes_to_the_same_bytes() {
+    killed_and_resumed_equals_uninterrupted(
+        &|run| {
+            exists_glob(&run.join("iter-2/validation"), "step-")
+                && !run.join("iter-2/model").exists()
+        },
+        "in a validation pass",
+    );
+}
+
+#[test]
+fn killed_between_phases_resumes_to_the_same_bytes() {
+    killed_and_resumed_equals_uninterrupted(
+        &|run| run.join("iter-2/judgments.jsonl").exists() && !run.join("iter-2/dpo").exists(),
+        "after judging",
+    );
+}
+
+#[test]
+fn an_edited_manifest_is_refused_naming_the_key_and_restart_redoes() {
+    let scratch = Scratch::new();
+    let manifest = scratch.write_manifest(&[]);
+    assert_ok(&scratch.train(&manifest, &[]));
+    let finished = artifacts(&scratch.run_dir());
+
+    // A sampling setting: everything depends on it.
+    let edited = scratch.write_manifest(&[("max_new_tokens = 40", "max_new_tokens = 41")]);
+    let refused = scratch.train(&edited, &[]);
+    assert_fails_with(
+        &refused,
+        &[
+            "sample.max_new_tokens",
+            "40",
+            "41",
+            "--restart-from 1:sample",
+        ],
+    );
+    assert_eq!(
+        finished,
+        artifacts(&scratch.run_dir()),
+        "a refusal damages nothing"
+    );
+
+    // A DPO setting: sampling and judging stay valid; `--restart-from 2` is not enough.
+    let edited = scratch.write_manifest(&[("lr = 1e-3", "lr = 2e-3")]);
+    assert_fails_with(&scratch.train(&edited, &[]), &["dpo.lr", "1:dpo"]);
+    assert_fails_with(
+        &scratch.train(&edited, &["--restart-from", "2"]),
+        &["dpo.lr", "1:dpo"],
+    );
+    let redone = scratch.train(&edited, &["--restart-from", "1:dpo"]);
+    assert_ok(&redone);
+    let after = artifacts(&scratch.run_dir());
+    for kept in [
+        "iter-1/samples.jsonl",
+        "iter-1/judgments.jsonl",
+        "iter-1/pairs.jsonl",
+    ] {
+        assert_eq!(after[Path::new(kept)], finished[Path::new(kept)], "{kept}");
+    }
+    assert_ne!(
+        after[Path::new("iter-1/model/model.safetensors")],
+        finished[Path::new("iter-1/model/model.safetensors")],
+        "iteration 1 was trained again with the new learning rate"
+    );
+
+    // More iterations are not an edit of finished work.
+    let longer = scratch.write_manifest(&[
+        ("lr = 1e-3", "lr = 2e-3"),
+        ("iterations = 2", "iterations = 3"),
+    ]);
+    let continued = scratch.train(&longer, &[]);
+    assert_ok(&continued);
+    assert!(scratch.run_dir().join("iter-3/model").is_dir());
+
+    let bad = scratch.train(&longer, &["--restart-from", "2:think"]);
+    assert_fails_with(
+        &bad,
+        &["--restart-from", "2:think", "sample, judge, select, dpo"],
+    );
+}
+
+#[test]
+fn bad_input_is_named_and_damages_nothing() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+
+    let missing_plugin = scratch.write_manifest(&[(
+        &plugin("judge-constraints").display().to_string(),
+        "/nonexistent/judge.wasm",
+    )]);
+    assert_fails_with(
+        &scratch.train(&missing_plugin, &[]),
+        &["plugins.judge", "/nonexistent/judge.wasm"],
+    );
+
+    let wrong_role = scratch.write_manifest(&[(
+        &plugin("judge-constraints").display().to_string(),
+        &plugin("thought-generic").display().to_string(),
+    )]);
+    assert_fails_with(
+        &scratch.train(&wrong_role, &[]),
+        &["judge", "thought-generic"],
+    );
+
+    let missing_model = scratch.write_manifest(&[(
+        &tiny_model_dir("llama").display().to_string(),
+        "/nonexistent/model",
+    )]);
+    assert_fails_with(
+        &scratch.train(&missing_model, &[]),
+        &["model.path", "/nonexistent/model"],
+    );
+
+    let rows = dir.join("rows.jsonl");
+    std::fs::write(
+        &rows,
+        "{\"id\": \"a\", \"prompt\": \"Say hi.\"}\n{\"id\": \"b\", \"category\": \"x\"}\n",
+    )
+    .expect("write rows");
+    let no_instruction = scratch.write_manifest(&[(
+        &root().join("data/train.jsonl").display().to_string(),
+        &rows.display().to_string(),
+    )]);
+    assert_fails_with(
+        &scratch.train(&no_instruction, &[]),
+        &["rows.jsonl", "line 2"],
+    );
+
+    let too_small = scratch.write_manifest(&[("per_iteration = 4", "per_iteration = 60")]);
+    assert_fails_with(
+        &scratch.train(&too_small, &[]),
+        &["train.jsonl", "80 instructions", "120"],
+    );
+
+    // A run directory that cannot be created (its parent is a file).
+    let blocker = dir.join("file");
+    std::fs::write(&blocker, "not a directory").expect("write");
+    let text = manifest(&blocker.join("run"), &[]);
+    let unwritable = dir.join("unwritable.toml");
+    std::fs::write(&unwritable, text).expect("write manifest");
+    assert_fails_with(&scratch.train(&unwritable, &[]), &["file/run"]);
+
+    // None of the failures left a run behind.
+    assert!(!scratch.run_dir().join("iter-1").exists());
+}
+
+#[test]
+fn judge_failures_on_some_rows_are_skipped_and_counted_or_stop_the_run() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir.path();
+    // Eight instructions, one of them with constraints the judge cannot check.
+    let mut text = String::new();
+    for (index, line) in std::fs::read_to_string(root().join("data/train.jsonl"))
+        .expect("train")
+        .lines()
+        .take(8)
+        .enumerate()
+    {
+        let mut row: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        if index == 0 {
+            row["metadata"]["instruction_id_list"] = serde_json::json!(["no_such:constraint"]);
+            row["metadata"]["kwargs"] = serde_json::json!([{}]);
+        }
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    let rows = dir.join("rows.jsonl");
+    std::fs::write(&rows, text).expect("write rows");
+    let train = root().join("data/train.jsonl").display().to_string();
+    let rows = rows.display().to_string();
+    let skip = scratch.write_manifest(&[
+        (&train, &rows),
+        ("iterations = 2", "iterations = 1"),
+        ("per_iteration = 4", "per_iteration = 8\nshuffle = false"),
+    ]);
+    let skipped = scratch.train(&skip, &[]);
+    assert_ok(&skipped);
+    let metrics = std::fs::read_to_string(scratch.run_dir().join("metrics.jsonl")).expect("m");
+    let record: serde_json::Value = serde_json::from_str(metrics.trim()).expect("JSON");
+    assert_eq!(record["failed_rows"], 1, "{record}");
+    let judgments =
+        std::fs::read_to_string(scratch.run_dir().join("iter-1/judgments.jsonl")).expect("j");
+    assert_eq!(judgments.matches("\"failure\"").count(), 1, "{judgments}");
+
+    let stop_scratch = Scratch::new();
+    let stop = stop_scratch.write_manifest(&[
+        (&train, &rows),
+        (
+            "iterations = 2",
+            "iterations = 1\non_row_failure = \"stop\"",
+        ),
+        ("per_iteration = 4", "per_iteration = 8\nshuffle = false"),
+    ]);
+    let stopped = stop_scratch.train(&stop, &[]);
+    assert_fails_with(&stopped, &["judge-constraints", "no_such:constraint"]);
+    assert!(
+        stop_scratch
+            .run_dir()
+            .join("iter-1/samples.jsonl")
+            .is_file(),
+        "the samples survive the stop"
+    );
+}

@@ -23,6 +23,11 @@ fn st_error(path: &Path, tensor: Option<&str>, message: impl Into<String>) -> Ch
 }
 
 /// Reads every tensor of one safetensors file into `weights`, converted to f32.
+///
+/// # Errors
+///
+/// [`CheckpointError`] when the file cannot be read, is not safetensors, or holds a tensor of an
+/// unsupported type.
 pub fn read_safetensors_file(path: &Path, weights: &mut Weights) -> Result<(), CheckpointError> {
     let file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
     // SAFETY: the map is read-only and lives only for this function; model files are not
@@ -71,6 +76,10 @@ fn view_to_f32(view: &TensorView<'_>) -> Result<HostTensor, String> {
 
 /// Reads the weights of a Hugging Face directory: `model.safetensors`, or the shards listed in
 /// `model.safetensors.index.json`.
+///
+/// # Errors
+///
+/// As [`read_safetensors_file`], and when the shard index is malformed or names a missing shard.
 pub fn read_hf_weights(dir: &Path) -> Result<Weights, CheckpointError> {
     let mut weights = Weights::new();
     let index_path = dir.join(INDEX_FILE);
@@ -125,6 +134,10 @@ pub fn read_hf_weights(dir: &Path) -> Result<Weights, CheckpointError> {
 }
 
 /// Writes `weights` as one f32 safetensors file.
+///
+/// # Errors
+///
+/// [`CheckpointError`] when the file cannot be written.
 pub fn write_safetensors_f32(path: &Path, weights: &Weights) -> Result<(), CheckpointError> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = weights
         .iter()

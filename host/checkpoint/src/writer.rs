@@ -14,6 +14,11 @@ use crate::{
 /// tokenizer_config.json with the chat template, generation_config.json) atomically: a
 /// temporary directory renamed into place. `transformers.AutoModelForCausalLM.from_pretrained`
 /// loads it. An existing directory at `dir` is replaced.
+///
+/// # Errors
+///
+/// [`CheckpointError`] when a file cannot be written or the configuration or tokenizer cannot be
+/// serialised.
 pub fn save_hf_dir(
     dir: &Path,
     config: &ModelConfig,

@@ -30,6 +30,10 @@ pub struct TokenBatch {
 impl TokenBatch {
     /// Pads `sequences` to a common length on the given side. Positions count from 0 at each
     /// row's first token. Fails on an empty batch or an empty sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] for an empty batch or an empty sequence.
     pub fn padded(sequences: &[Vec<u32>], side: PaddingSide) -> Result<Self, ModelError> {
         if sequences.is_empty() {
             return Err(ModelError::InvalidRequest("empty batch".into()));
@@ -67,6 +71,11 @@ impl TokenBatch {
 
     /// Checks that the three grids have `batch * len` cells and every real token is below
     /// `vocab_size`.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] when the batch is inconsistent or a token is outside the
+    /// vocabulary.
     pub fn validate(&self, vocab_size: usize) -> Result<(), ModelError> {
         let cells = self.batch * self.len;
         if cells == 0 {

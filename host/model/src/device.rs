@@ -6,6 +6,10 @@ use crate::ModelError;
 
 /// Parses a device string: `cpu` (burn's flex CPU backend, always available), `wgpu` or
 /// `wgpu:N` (needs the `wgpu` feature) and `cuda` or `cuda:N` (needs the `cuda` feature).
+///
+/// # Errors
+///
+/// [`ModelError::Device`] for an unknown device, a bad index, or a backend this build lacks.
 pub fn parse_device(text: &str) -> Result<Device, ModelError> {
     let text = text.trim();
     let (kind, index) = match text.split_once(':') {

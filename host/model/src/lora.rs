@@ -5,7 +5,7 @@
 //! `B: [out, rank]` and `s = alpha / rank`, as PEFT does. The update is applied factored (two thin
 //! matmuls) instead of materialising `W + s·B·A` on every forward. Attaching adapters freezes
 //! every weight of the model, so that only `A` and `B` get gradients and optimiser state; saving
-//! merges them (`W' = W + s·B·A`, see [`HfLinear::merged_weight`]).
+//! merges them (`W' = W + s·B·A`, see [`crate::HfLinear::merged_weight`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +17,7 @@ use ponder_checkpoint::{HostTensor, Weights};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::model::{CausalLm, DecoderLayer, HfLinear, ParamTensor};
+use crate::model::{CausalLm, DecoderLayer, ParamTensor};
 
 /// A projection of a decoder layer that can carry a LoRA adapter (the Hugging Face module names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,13 +66,7 @@ impl LoraTarget {
 
     /// The path inside a decoder layer (`self_attn.q_proj`, `mlp.up_proj`, ...).
     pub fn module_path(self) -> String {
-        let block = match self {
-            LoraTarget::QProj | LoraTarget::KProj | LoraTarget::VProj | LoraTarget::OProj => {
-                "self_attn"
-            }
-            LoraTarget::GateProj | LoraTarget::UpProj | LoraTarget::DownProj => "mlp",
-        };
-        format!("{block}.{}", self.name())
+        format!("{}.{}", DecoderLayer::block_of(self), self.name())
     }
 
     /// The valid names, comma-separated (for help texts and errors).
@@ -81,6 +75,10 @@ impl LoraTarget {
     }
 
     /// Parses a comma-separated list (`q_proj,v_proj`); duplicates are dropped, order kept.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] for an unknown name or an empty list.
     pub fn parse_list(list: &str) -> Result<Vec<LoraTarget>, ModelError> {
         let mut targets = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -96,30 +94,6 @@ impl LoraTarget {
             )));
         }
         Ok(targets)
-    }
-
-    fn layer_mut(self, layer: &mut DecoderLayer) -> &mut HfLinear {
-        match self {
-            LoraTarget::QProj => &mut layer.self_attn.q_proj,
-            LoraTarget::KProj => &mut layer.self_attn.k_proj,
-            LoraTarget::VProj => &mut layer.self_attn.v_proj,
-            LoraTarget::OProj => &mut layer.self_attn.o_proj,
-            LoraTarget::GateProj => &mut layer.mlp.gate_proj,
-            LoraTarget::UpProj => &mut layer.mlp.up_proj,
-            LoraTarget::DownProj => &mut layer.mlp.down_proj,
-        }
-    }
-
-    fn layer(self, layer: &DecoderLayer) -> &HfLinear {
-        match self {
-            LoraTarget::QProj => &layer.self_attn.q_proj,
-            LoraTarget::KProj => &layer.self_attn.k_proj,
-            LoraTarget::VProj => &layer.self_attn.v_proj,
-            LoraTarget::OProj => &layer.self_attn.o_proj,
-            LoraTarget::GateProj => &layer.mlp.gate_proj,
-            LoraTarget::UpProj => &layer.mlp.up_proj,
-            LoraTarget::DownProj => &layer.mlp.down_proj,
-        }
     }
 }
 
@@ -172,6 +146,10 @@ impl LoraConfig {
     }
 
     /// Rejects a zero rank, a non-finite alpha or an empty target list.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] naming the offending value.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |what: String| Err(ModelError::InvalidRequest(format!("LoRA: {what}")));
         if self.rank == 0 {
@@ -190,7 +168,7 @@ impl LoraConfig {
     }
 }
 
-/// The trainable low-rank update of one [`HfLinear`].
+/// The trainable low-rank update of one [`crate::HfLinear`].
 #[derive(Module, Debug)]
 pub struct LoraAdapter {
     /// `A`, `[rank, in_features]` (PEFT's `lora_A.weight`).
@@ -260,7 +238,7 @@ type FactorSource<'a> =
     dyn FnMut(usize, LoraTarget, [usize; 2]) -> Result<(Vec<f32>, Vec<f32>), ModelError> + 'a;
 
 fn adapter_name(layer: usize, target: LoraTarget) -> String {
-    format!("model.layers.{layer}.{}", target.module_path())
+    DecoderLayer::projection_name(&CausalLm::layer_name(layer), target)
 }
 
 fn factor(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
@@ -271,6 +249,11 @@ impl CausalLm {
     /// Freezes every weight and attaches fresh adapters to `config.targets` of every layer:
     /// `A` Kaiming-uniform from `seed` (as PEFT), `B = 0`, so the model's output is unchanged
     /// until `B` is trained.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] for an invalid configuration or a model that already has
+    /// adapters.
     pub fn with_lora(self, config: &LoraConfig, seed: u64) -> Result<Self, ModelError> {
         let rank = config.rank;
         self.attach_lora(config, &mut |layer, target, [out, inputs]| {
@@ -330,7 +313,7 @@ impl CausalLm {
         let mut model = self.no_grad();
         for (index, layer) in model.layers.iter_mut().enumerate() {
             for &target in &config.targets {
-                let projection = target.layer_mut(layer);
+                let projection = layer.projection_mut(target);
                 let [out, inputs] = projection.weight.val().dims();
                 let (a, b) = factors(index, target, [out, inputs])?;
                 projection.lora = Some(LoraAdapter {
@@ -348,18 +331,22 @@ impl CausalLm {
         self.layers.iter().any(|layer| {
             LoraTarget::ALL
                 .iter()
-                .any(|target| target.layer(layer).lora.is_some())
+                .any(|&target| layer.projection(target).lora.is_some())
         })
     }
 
     /// The adapters' factors, unmerged, under PEFT's names
     /// (`model.layers.0.self_attn.q_proj.lora_A.weight`, `... .lora_B.weight`); empty without
     /// LoRA.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::TensorRead`] when a factor cannot be read back from the device.
     pub fn lora_weights(&self) -> Result<Weights, ModelError> {
         let mut weights = Weights::new();
         for (index, layer) in self.layers.iter().enumerate() {
             for target in LoraTarget::ALL {
-                if let Some(adapter) = &target.layer(layer).lora {
+                if let Some(adapter) = &layer.projection(target).lora {
                     let name = adapter_name(index, target);
                     let host = |t: &Param<Tensor<2>>| -> Result<HostTensor, ModelError> {
                         ParamTensor::Matrix(t.val()).to_host()

@@ -4,6 +4,12 @@
 //! Parameters are stored in the Hugging Face layout (a linear weight is `[out, in]`) under the
 //! Hugging Face names, so loading, saving and gradient comparison need no renaming or
 //! transposition.
+//!
+//! Each module owns its part of the naming walk, as candle's modules do: `load` reads its
+//! tensors under a prefix, `visit` lists its parameterised parts under the same names, and
+//! `forward` computes it. A child's name (`self_attn`, `q_proj`, `input_layernorm`, ...) is
+//! written once, in a `CHILDREN` constant or a [`LoraTarget`] name, and the struct fields carry
+//! the same names so that burn's module paths map onto them ([`hf_name`]).
 
 use burn::module::{Module, Param};
 use burn::tensor::module::{attention, embedding, linear};
@@ -14,7 +20,7 @@ use ponder_checkpoint::{Checkpoint, HostTensor, ModelConfig, Weights};
 use crate::batch::TokenBatch;
 use crate::device::is_plain_flex;
 use crate::fused::{self, AttentionMask};
-use crate::lora::LoraAdapter;
+use crate::lora::{LoraAdapter, LoraTarget};
 use crate::rope::Rope;
 use crate::{KvCache, ModelError};
 
@@ -30,6 +36,35 @@ pub struct HfLinear {
 }
 
 impl HfLinear {
+    /// Reads `{name}.weight` (`[out, in]`) and, when `bias`, `{name}.bias`.
+    fn load(
+        loader: &mut Loader<'_>,
+        name: &str,
+        [out, inputs]: [usize; 2],
+        bias: bool,
+    ) -> Result<Self, ModelError> {
+        Ok(Self {
+            weight: loader.matrix(&format!("{name}.weight"), [out, inputs])?,
+            bias: if bias {
+                Some(loader.vector(&format!("{name}.bias"), out)?)
+            } else {
+                None
+            },
+            lora: None,
+        })
+    }
+
+    /// This layer's parameters under `name` (the weight with any adapter merged).
+    fn push_parameters(&self, name: &str, out: &mut Vec<(String, ParamTensor)>) {
+        out.push((
+            format!("{name}.weight"),
+            ParamTensor::Matrix(self.merged_weight()),
+        ));
+        if let Some(bias) = &self.bias {
+            out.push((format!("{name}.bias"), ParamTensor::Vector(bias.val())));
+        }
+    }
+
     fn forward(&self, input: Tensor<2>) -> Tensor<2> {
         let update = self
             .lora
@@ -66,6 +101,22 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
+    /// Reads `{name}.weight` (`[len]`).
+    fn load(loader: &mut Loader<'_>, name: &str, len: usize, eps: f64) -> Result<Self, ModelError> {
+        Ok(Self {
+            weight: loader.vector(&format!("{name}.weight"), len)?,
+            eps,
+        })
+    }
+
+    /// This norm's parameter under `name`.
+    fn push_parameters(&self, name: &str, out: &mut Vec<(String, ParamTensor)>) {
+        out.push((
+            format!("{name}.weight"),
+            ParamTensor::Vector(self.weight.val()),
+        ));
+    }
+
     fn forward(&self, input: Tensor<2>) -> Tensor<2> {
         fused::rms_norm(input, self.weight.val(), self.eps)
     }
@@ -108,6 +159,221 @@ pub struct DecoderLayer {
     pub mlp: Mlp,
 }
 
+impl SelfAttention {
+    /// The projections, in Hugging Face order; their names are [`LoraTarget::name`].
+    pub const PROJECTIONS: [LoraTarget; 4] = [
+        LoraTarget::QProj,
+        LoraTarget::KProj,
+        LoraTarget::VProj,
+        LoraTarget::OProj,
+    ];
+
+    fn load(
+        loader: &mut Loader<'_>,
+        prefix: &str,
+        config: &ModelConfig,
+    ) -> Result<Self, ModelError> {
+        let hidden = config.hidden_size;
+        let q_out = config.num_attention_heads * config.head_dim;
+        let kv_out = config.num_key_value_heads * config.head_dim;
+        let bias = config.attention_bias;
+        let [q, k, v, o] = Self::PROJECTIONS.map(|p| format!("{prefix}.{}", p.name()));
+        Ok(Self {
+            q_proj: HfLinear::load(loader, &q, [q_out, hidden], bias)?,
+            k_proj: HfLinear::load(loader, &k, [kv_out, hidden], bias)?,
+            v_proj: HfLinear::load(loader, &v, [kv_out, hidden], bias)?,
+            o_proj: HfLinear::load(loader, &o, [hidden, q_out], false)?,
+        })
+    }
+
+    /// Attention of `normed` (`[rows * new_len, hidden]`) over itself and, with `cache`, the
+    /// keys and values cached before (the new ones are written to it).
+    fn forward(
+        &self,
+        normed: Tensor<2>,
+        context: &AttentionContext,
+        cache: Option<LayerCache<'_>>,
+    ) -> Tensor<2> {
+        let AttentionContext {
+            rows,
+            new_len,
+            heads,
+            kv_heads,
+            head_dim,
+            ..
+        } = *context;
+        let rope = |projected: Tensor<2>, count: usize| -> Tensor<4> {
+            let x = projected.reshape([rows, new_len, count, head_dim]);
+            let half = head_dim / 2;
+            let swapped = Tensor::cat(
+                vec![
+                    x.clone().narrow(3, half, half),
+                    x.clone().narrow(3, 0, half),
+                ],
+                3,
+            );
+            let rotated = x * context.cos.clone() + swapped * context.sin.clone();
+            rotated.swap_dims(1, 2)
+        };
+        let query = rope(self.q_proj.forward(normed.clone()), heads);
+        let key = rope(self.k_proj.forward(normed.clone()), kv_heads);
+        let value = self
+            .v_proj
+            .forward(normed)
+            .reshape([rows, new_len, kv_heads, head_dim])
+            .swap_dims(1, 2);
+        let (key, value) = match cache {
+            Some(LayerCache { cache, layer }) => cache.write(layer, context.start, key, value),
+            None => (key, value),
+        };
+        let attended = if context.fused {
+            attention(
+                query,
+                key,
+                value,
+                Some(context.mask.tensor()),
+                None,
+                AttentionModuleOptions::default(),
+            )
+        } else {
+            decomposed_attention(query, key, value, &context.mask, heads / kv_heads)
+        };
+        let attended = attended
+            .swap_dims(1, 2)
+            .reshape([rows * new_len, heads * head_dim]);
+        self.o_proj.forward(attended)
+    }
+}
+
+impl Mlp {
+    /// The projections, in Hugging Face order; their names are [`LoraTarget::name`].
+    pub const PROJECTIONS: [LoraTarget; 3] = [
+        LoraTarget::GateProj,
+        LoraTarget::UpProj,
+        LoraTarget::DownProj,
+    ];
+
+    fn load(
+        loader: &mut Loader<'_>,
+        prefix: &str,
+        config: &ModelConfig,
+    ) -> Result<Self, ModelError> {
+        let (hidden, inter) = (config.hidden_size, config.intermediate_size);
+        let [gate, up, down] = Self::PROJECTIONS.map(|p| format!("{prefix}.{}", p.name()));
+        Ok(Self {
+            gate_proj: HfLinear::load(loader, &gate, [inter, hidden], false)?,
+            up_proj: HfLinear::load(loader, &up, [inter, hidden], false)?,
+            down_proj: HfLinear::load(loader, &down, [hidden, inter], false)?,
+        })
+    }
+
+    fn forward(&self, normed: Tensor<2>) -> Tensor<2> {
+        let gated = fused::swiglu(
+            self.gate_proj.forward(normed.clone()),
+            self.up_proj.forward(normed),
+        );
+        self.down_proj.forward(gated)
+    }
+}
+
+impl DecoderLayer {
+    /// Names of the children: input norm, attention block, post-attention norm, MLP block.
+    pub const CHILDREN: [&str; 4] = [
+        "input_layernorm",
+        "self_attn",
+        "post_attention_layernorm",
+        "mlp",
+    ];
+
+    fn load(
+        loader: &mut Loader<'_>,
+        prefix: &str,
+        config: &ModelConfig,
+    ) -> Result<Self, ModelError> {
+        let [input_norm, attn, post_norm, mlp] = Self::CHILDREN.map(|c| format!("{prefix}.{c}"));
+        let (hidden, eps) = (config.hidden_size, config.rms_norm_eps);
+        Ok(Self {
+            input_layernorm: RmsNorm::load(loader, &input_norm, hidden, eps)?,
+            self_attn: SelfAttention::load(loader, &attn, config)?,
+            post_attention_layernorm: RmsNorm::load(loader, &post_norm, hidden, eps)?,
+            mlp: Mlp::load(loader, &mlp, config)?,
+        })
+    }
+
+    /// The block a projection lives in (`self_attn` or `mlp`), as named in [`Self::CHILDREN`].
+    pub fn block_of(target: LoraTarget) -> &'static str {
+        if SelfAttention::PROJECTIONS.contains(&target) {
+            Self::CHILDREN[1]
+        } else {
+            Self::CHILDREN[3]
+        }
+    }
+
+    /// One of the layer's projections.
+    pub fn projection(&self, target: LoraTarget) -> &HfLinear {
+        match target {
+            LoraTarget::QProj => &self.self_attn.q_proj,
+            LoraTarget::KProj => &self.self_attn.k_proj,
+            LoraTarget::VProj => &self.self_attn.v_proj,
+            LoraTarget::OProj => &self.self_attn.o_proj,
+            LoraTarget::GateProj => &self.mlp.gate_proj,
+            LoraTarget::UpProj => &self.mlp.up_proj,
+            LoraTarget::DownProj => &self.mlp.down_proj,
+        }
+    }
+
+    /// One of the layer's projections, mutably (attaching LoRA adapters).
+    pub(crate) fn projection_mut(&mut self, target: LoraTarget) -> &mut HfLinear {
+        match target {
+            LoraTarget::QProj => &mut self.self_attn.q_proj,
+            LoraTarget::KProj => &mut self.self_attn.k_proj,
+            LoraTarget::VProj => &mut self.self_attn.v_proj,
+            LoraTarget::OProj => &mut self.self_attn.o_proj,
+            LoraTarget::GateProj => &mut self.mlp.gate_proj,
+            LoraTarget::UpProj => &mut self.mlp.up_proj,
+            LoraTarget::DownProj => &mut self.mlp.down_proj,
+        }
+    }
+
+    /// Every parameter of the layer under `prefix`, in Hugging Face order (LoRA merged).
+    fn push_parameters(&self, prefix: &str, out: &mut Vec<(String, ParamTensor)>) {
+        let [input_norm, _, post_norm, _] = Self::CHILDREN;
+        let projection = |target: LoraTarget, out: &mut Vec<(String, ParamTensor)>| {
+            self.projection(target)
+                .push_parameters(&Self::projection_name(prefix, target), out);
+        };
+        self.input_layernorm
+            .push_parameters(&format!("{prefix}.{input_norm}"), out);
+        for target in SelfAttention::PROJECTIONS {
+            projection(target, out);
+        }
+        self.post_attention_layernorm
+            .push_parameters(&format!("{prefix}.{post_norm}"), out);
+        for target in Mlp::PROJECTIONS {
+            projection(target, out);
+        }
+    }
+
+    /// The Hugging Face name of a projection of the layer named `prefix`
+    /// (`model.layers.0` → `model.layers.0.self_attn.q_proj`).
+    pub fn projection_name(prefix: &str, target: LoraTarget) -> String {
+        format!("{prefix}.{}.{}", Self::block_of(target), target.name())
+    }
+
+    /// Pre-norm attention and MLP, each added to the residual stream.
+    fn forward(
+        &self,
+        hidden: Tensor<2>,
+        context: &AttentionContext,
+        cache: Option<LayerCache<'_>>,
+    ) -> Tensor<2> {
+        let normed = self.input_layernorm.forward(hidden.clone());
+        let hidden = hidden + self.self_attn.forward(normed, context, cache);
+        let normed = self.post_attention_layernorm.forward(hidden.clone());
+        hidden + self.mlp.forward(normed)
+    }
+}
+
 /// A causal language model: embeddings, decoder layers, final norm, output head.
 ///
 /// It is a burn [`Module`]: build it on an autodiff device (`device.autodiff()`) to train it,
@@ -147,6 +413,10 @@ impl ParamTensor {
     }
 
     /// Copies the tensor to host memory.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::TensorRead`] when the tensor cannot be read back from the device.
     pub fn to_host(&self) -> Result<HostTensor, ModelError> {
         let (shape, data) = match self {
             ParamTensor::Vector(t) => (t.dims().to_vec(), t.try_to_vec_as::<f32>()),
@@ -166,23 +436,93 @@ impl ParamTensor {
     }
 }
 
-/// Loads one named vector parameter of a given length.
-type VectorLoader<'a> = dyn FnMut(&str, usize) -> Result<Param<Tensor<1>>, ModelError> + 'a;
+/// Reads named host tensors onto a device, checking their shapes: what each module's `load`
+/// takes.
+struct Loader<'a> {
+    take: &'a mut dyn FnMut(&str) -> Result<HostTensor, ModelError>,
+    device: &'a Device,
+}
 
-/// Where the attention of a forward pass reads its keys and values from.
+impl Loader<'_> {
+    fn matrix(&mut self, name: &str, shape: [usize; 2]) -> Result<Param<Tensor<2>>, ModelError> {
+        let tensor = (self.take)(name)?;
+        check_shape(name, &tensor, &shape)?;
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(tensor.data, shape),
+            self.device,
+        )))
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Param<Tensor<1>>, ModelError> {
+        let tensor = (self.take)(name)?;
+        check_shape(name, &tensor, &[len])?;
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(tensor.data, [len]),
+            self.device,
+        )))
+    }
+}
+
+/// The decoder's prefix: every Hugging Face name but the untied output head's starts with it.
+const DECODER: &str = "model";
+/// The decoder's children besides its layers: embeddings, layers, final norm.
+const DECODER_CHILDREN: [&str; 3] = ["embed_tokens", "layers", "norm"];
+/// The untied output head.
+const LM_HEAD: &str = "lm_head";
+
+/// The Hugging Face name of a parameter of [`CausalLm`] from its burn module path (the struct
+/// fields carry the Hugging Face names): `layers.0.self_attn.q_proj.weight` →
+/// `model.layers.0.self_attn.q_proj.weight`, `embed_tokens` → `model.embed_tokens.weight`,
+/// `lm_head.weight` unchanged.
+pub fn hf_name(module_path: &str) -> String {
+    if module_path == DECODER_CHILDREN[0] {
+        format!("{DECODER}.{module_path}.weight")
+    } else if module_path.starts_with(LM_HEAD) {
+        module_path.to_string()
+    } else {
+        format!("{DECODER}.{module_path}")
+    }
+}
+
+/// What the attention of a forward pass needs besides its input: the batch shape, where the
+/// new tokens start, the mask and the rotary tables.
 struct AttentionContext {
+    /// Rows of the batch.
+    rows: usize,
+    /// New tokens per row.
+    new_len: usize,
+    /// Column of the first new token (the cache's length before this pass; 0 without a cache).
+    start: usize,
+    /// Query heads.
+    heads: usize,
+    /// Key/value heads.
+    kv_heads: usize,
+    /// Width of a head.
+    head_dim: usize,
     /// `[batch, 1, new_len, key_len]`, `true` = may not attend.
     mask: AttentionMask,
     /// RoPE `cos` for the new tokens, `[batch, new_len, 1, head_dim]`.
     cos: Tensor<4>,
     /// RoPE signed `sin`, same shape.
     sin: Tensor<4>,
+    /// burn's fused attention (plain CPU device) instead of the decomposed one.
     fused: bool,
+}
+
+/// The key/value cache of one layer during a cached forward.
+struct LayerCache<'a> {
+    cache: &'a mut KvCache,
+    layer: usize,
 }
 
 impl CausalLm {
     /// Builds the model from a loaded checkpoint on `device` (copies the weights; the
     /// checkpoint stays usable, e.g. for saving).
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] for an unusable configuration, [`ModelError::Checkpoint`] for a
+    /// missing tensor, [`ModelError::WeightShape`] for a tensor of the wrong shape.
     pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, ModelError> {
         Self::from_weights(&checkpoint.config, &checkpoint.weights, device)
     }
@@ -218,122 +558,29 @@ impl CausalLm {
         take: &mut dyn FnMut(&str) -> Result<HostTensor, ModelError>,
     ) -> Result<Self, ModelError> {
         validate_config(config)?;
-        let hidden = config.hidden_size;
-        let q_out = config.num_attention_heads * config.head_dim;
-        let kv_out = config.num_key_value_heads * config.head_dim;
-        let mut matrix =
-            |name: &str, rows: usize, cols: usize| -> Result<Param<Tensor<2>>, ModelError> {
-                let tensor = take(name)?;
-                check_shape(name, &tensor, &[rows, cols])?;
-                Ok(Param::from_tensor(Tensor::from_data(
-                    TensorData::new(tensor.data, [rows, cols]),
-                    device,
-                )))
-            };
-        let embed_tokens = matrix("model.embed_tokens.weight", config.vocab_size, hidden)?;
-        let mut layer_matrices = Vec::with_capacity(config.num_hidden_layers);
-        for index in 0..config.num_hidden_layers {
-            let prefix = format!("model.layers.{index}");
-            let q = matrix(&format!("{prefix}.self_attn.q_proj.weight"), q_out, hidden)?;
-            let k = matrix(&format!("{prefix}.self_attn.k_proj.weight"), kv_out, hidden)?;
-            let v = matrix(&format!("{prefix}.self_attn.v_proj.weight"), kv_out, hidden)?;
-            let o = matrix(&format!("{prefix}.self_attn.o_proj.weight"), hidden, q_out)?;
-            let inter = config.intermediate_size;
-            let gate = matrix(&format!("{prefix}.mlp.gate_proj.weight"), inter, hidden)?;
-            let up = matrix(&format!("{prefix}.mlp.up_proj.weight"), inter, hidden)?;
-            let down = matrix(&format!("{prefix}.mlp.down_proj.weight"), hidden, inter)?;
-            layer_matrices.push([q, k, v, o, gate, up, down]);
-        }
+        let mut loader = Loader { take, device };
+        let [embed, _, norm] = DECODER_CHILDREN.map(|c| format!("{DECODER}.{c}"));
+        let (vocab, hidden) = (config.vocab_size, config.hidden_size);
+        let embed_tokens = loader.matrix(&format!("{embed}.weight"), [vocab, hidden])?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|index| DecoderLayer::load(&mut loader, &Self::layer_name(index), config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let norm = RmsNorm::load(&mut loader, &norm, hidden, config.rms_norm_eps)?;
         let lm_head = if config.tie_word_embeddings {
             None
         } else {
-            Some(matrix("lm_head.weight", config.vocab_size, hidden)?)
-        };
-        let mut vector = |name: &str, len: usize| -> Result<Param<Tensor<1>>, ModelError> {
-            let tensor = take(name)?;
-            check_shape(name, &tensor, &[len])?;
-            Ok(Param::from_tensor(Tensor::from_data(
-                TensorData::new(tensor.data, [len]),
-                device,
-            )))
-        };
-        let eps = config.rms_norm_eps;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for (index, [q, k, v, o, gate, up, down]) in layer_matrices.into_iter().enumerate() {
-            let prefix = format!("model.layers.{index}");
-            let bias = |vector: &mut VectorLoader, name: &str, len: usize| {
-                if config.attention_bias {
-                    vector(&format!("{prefix}.self_attn.{name}.bias"), len).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
-            let q_bias = bias(&mut vector, "q_proj", q_out)?;
-            let k_bias = bias(&mut vector, "k_proj", kv_out)?;
-            let v_bias = bias(&mut vector, "v_proj", kv_out)?;
-            layers.push(DecoderLayer {
-                input_layernorm: RmsNorm {
-                    weight: vector(&format!("{prefix}.input_layernorm.weight"), hidden)?,
-                    eps,
-                },
-                self_attn: SelfAttention {
-                    q_proj: HfLinear {
-                        weight: q,
-                        bias: q_bias,
-                        lora: None,
-                    },
-                    k_proj: HfLinear {
-                        weight: k,
-                        bias: k_bias,
-                        lora: None,
-                    },
-                    v_proj: HfLinear {
-                        weight: v,
-                        bias: v_bias,
-                        lora: None,
-                    },
-                    o_proj: HfLinear {
-                        weight: o,
-                        bias: None,
-                        lora: None,
-                    },
-                },
-                post_attention_layernorm: RmsNorm {
-                    weight: vector(&format!("{prefix}.post_attention_layernorm.weight"), hidden)?,
-                    eps,
-                },
-                mlp: Mlp {
-                    gate_proj: HfLinear {
-                        weight: gate,
-                        bias: None,
-                        lora: None,
-                    },
-                    up_proj: HfLinear {
-                        weight: up,
-                        bias: None,
-                        lora: None,
-                    },
-                    down_proj: HfLinear {
-                        weight: down,
-                        bias: None,
-                        lora: None,
-                    },
-                },
-            });
-        }
-        let norm = RmsNorm {
-            weight: vector("model.norm.weight", hidden)?,
-            eps,
+            Some(HfLinear::load(
+                &mut loader,
+                LM_HEAD,
+                [vocab, hidden],
+                false,
+            )?)
         };
         Ok(CausalLm {
             embed_tokens,
             layers,
             norm,
-            lm_head: lm_head.map(|weight| HfLinear {
-                weight,
-                bias: None,
-                lora: None,
-            }),
+            lm_head,
             config: config.clone(),
             rope: Rope::new(config),
         })
@@ -358,63 +605,32 @@ impl CausalLm {
     /// list no `lm_head.weight`. LoRA adapters are merged into their layer's weight
     /// ([`HfLinear::merged_weight`]); [`CausalLm::lora_weights`] lists them unmerged.
     pub fn hf_parameters(&self) -> Vec<(String, ParamTensor)> {
-        let mut out = Vec::new();
-        out.push((
-            "model.embed_tokens.weight".to_string(),
+        let [embed, _, norm] = DECODER_CHILDREN.map(|c| format!("{DECODER}.{c}"));
+        let mut out = vec![(
+            format!("{embed}.weight"),
             ParamTensor::Matrix(self.embed_tokens.val()),
-        ));
-        let push_linear = |out: &mut Vec<(String, ParamTensor)>, name: String, layer: &HfLinear| {
-            out.push((
-                format!("{name}.weight"),
-                ParamTensor::Matrix(layer.merged_weight()),
-            ));
-            if let Some(bias) = &layer.bias {
-                out.push((format!("{name}.bias"), ParamTensor::Vector(bias.val())));
-            }
-        };
+        )];
         for (index, layer) in self.layers.iter().enumerate() {
-            let prefix = format!("model.layers.{index}");
-            out.push((
-                format!("{prefix}.input_layernorm.weight"),
-                ParamTensor::Vector(layer.input_layernorm.weight.val()),
-            ));
-            let attn = &layer.self_attn;
-            push_linear(&mut out, format!("{prefix}.self_attn.q_proj"), &attn.q_proj);
-            push_linear(&mut out, format!("{prefix}.self_attn.k_proj"), &attn.k_proj);
-            push_linear(&mut out, format!("{prefix}.self_attn.v_proj"), &attn.v_proj);
-            push_linear(&mut out, format!("{prefix}.self_attn.o_proj"), &attn.o_proj);
-            out.push((
-                format!("{prefix}.post_attention_layernorm.weight"),
-                ParamTensor::Vector(layer.post_attention_layernorm.weight.val()),
-            ));
-            push_linear(
-                &mut out,
-                format!("{prefix}.mlp.gate_proj"),
-                &layer.mlp.gate_proj,
-            );
-            push_linear(
-                &mut out,
-                format!("{prefix}.mlp.up_proj"),
-                &layer.mlp.up_proj,
-            );
-            push_linear(
-                &mut out,
-                format!("{prefix}.mlp.down_proj"),
-                &layer.mlp.down_proj,
-            );
+            layer.push_parameters(&Self::layer_name(index), &mut out);
         }
-        out.push((
-            "model.norm.weight".to_string(),
-            ParamTensor::Vector(self.norm.weight.val()),
-        ));
+        self.norm.push_parameters(&norm, &mut out);
         if let Some(head) = &self.lm_head {
-            push_linear(&mut out, "lm_head".to_string(), head);
+            head.push_parameters(LM_HEAD, &mut out);
         }
         out
     }
 
+    /// The Hugging Face name of decoder layer `index` (`model.layers.3`).
+    pub fn layer_name(index: usize) -> String {
+        format!("{DECODER}.{}.{index}", DECODER_CHILDREN[1])
+    }
+
     /// Copies every parameter to host memory under its Hugging Face name: what
     /// `ponder_checkpoint::save_hf_dir` writes.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::TensorRead`] when a tensor cannot be read back from the device.
     pub fn to_weights(&self) -> Result<Weights, ModelError> {
         let mut weights = Weights::new();
         for (name, tensor) in self.hf_parameters() {
@@ -509,6 +725,12 @@ impl CausalLm {
         let sin =
             Tensor::<4>::from_data(TensorData::new(sin, [rows, new_len, 1, head_dim]), &device);
         let context = AttentionContext {
+            rows,
+            new_len,
+            start,
+            heads: self.config.num_attention_heads,
+            kv_heads: self.config.num_key_value_heads,
+            head_dim,
             mask,
             cos,
             sin,
@@ -521,8 +743,11 @@ impl CausalLm {
         let hidden = self.embed(tokens, &batch.tokens, [rows, new_len]);
         let mut hidden = hidden.reshape([rows * new_len, self.config.hidden_size]);
         for (index, layer) in self.layers.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|cache| (cache, index));
-            hidden = self.layer_forward(layer, hidden, rows, new_len, &context, layer_cache, start);
+            let layer_cache = cache.as_deref_mut().map(|cache| LayerCache {
+                cache,
+                layer: index,
+            });
+            hidden = layer.forward(hidden, &context, layer_cache);
         }
         if let Some(cache) = cache {
             cache.commit_append(new_len);
@@ -547,74 +772,6 @@ impl CausalLm {
             Tensor::<3, Bool>::from_data(TensorData::new(is_pad, [rows, len, 1]), &hidden.device())
                 .expand([rows, len, self.config.hidden_size]);
         hidden.clone().mask_where(mask, hidden.detach())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn layer_forward(
-        &self,
-        layer: &DecoderLayer,
-        hidden: Tensor<2>,
-        rows: usize,
-        new_len: usize,
-        context: &AttentionContext,
-        cache: Option<(&mut KvCache, usize)>,
-        start: usize,
-    ) -> Tensor<2> {
-        let config = &self.config;
-        let (heads, kv_heads, head_dim) = (
-            config.num_attention_heads,
-            config.num_key_value_heads,
-            config.head_dim,
-        );
-        let normed = layer.input_layernorm.forward(hidden.clone());
-        let attn = &layer.self_attn;
-        let rope = |projected: Tensor<2>, count: usize| -> Tensor<4> {
-            let x = projected.reshape([rows, new_len, count, head_dim]);
-            let half = head_dim / 2;
-            let swapped = Tensor::cat(
-                vec![
-                    x.clone().narrow(3, half, half),
-                    x.clone().narrow(3, 0, half),
-                ],
-                3,
-            );
-            let rotated = x * context.cos.clone() + swapped * context.sin.clone();
-            rotated.swap_dims(1, 2)
-        };
-        let query = rope(attn.q_proj.forward(normed.clone()), heads);
-        let key = rope(attn.k_proj.forward(normed.clone()), kv_heads);
-        let value = attn
-            .v_proj
-            .forward(normed)
-            .reshape([rows, new_len, kv_heads, head_dim])
-            .swap_dims(1, 2);
-        let (key, value) = match cache {
-            Some((cache, index)) => cache.write(index, start, key, value),
-            None => (key, value),
-        };
-        let attended = if context.fused {
-            attention(
-                query,
-                key,
-                value,
-                Some(context.mask.tensor()),
-                None,
-                AttentionModuleOptions::default(),
-            )
-        } else {
-            decomposed_attention(query, key, value, &context.mask, heads / kv_heads)
-        };
-        let attended = attended
-            .swap_dims(1, 2)
-            .reshape([rows * new_len, heads * head_dim]);
-        let hidden = hidden + attn.o_proj.forward(attended);
-        let normed = layer.post_attention_layernorm.forward(hidden.clone());
-        let mlp = &layer.mlp;
-        let gated = fused::swiglu(
-            mlp.gate_proj.forward(normed.clone()),
-            mlp.up_proj.forward(normed),
-        );
-        hidden + mlp.down_proj.forward(gated)
     }
 }
 

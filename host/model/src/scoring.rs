@@ -1,5 +1,7 @@
 //! Log-probabilities of continuations given prompts: the primitive DPO and `choice-logprobs`
-//! stand on.
+//! stand on, and the one log-prob path of the crate's users: the trainer lays its pairs out as a
+//! [`ScoringBatch`] and differentiates [`CausalLm::sequence_logprob_sums`]; scoring reads
+//! [`CausalLm::target_logprobs`] per token ([`sequence_logprobs`]).
 
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -25,7 +27,15 @@ pub struct ScoringBatch {
 impl ScoringBatch {
     /// Lays out `prompts[i] ++ continuations[i]`; only continuation tokens are scored. Every
     /// prompt must be non-empty (its last token predicts the first continuation token).
-    pub fn new(prompts: &[Vec<u32>], continuations: &[Vec<u32>]) -> Result<Self, ModelError> {
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] when the two lists differ in length, a prompt is empty or
+    /// there is no sequence at all.
+    pub fn new<P: AsRef<[u32]>, C: AsRef<[u32]>>(
+        prompts: &[P],
+        continuations: &[C],
+    ) -> Result<Self, ModelError> {
         if prompts.len() != continuations.len() {
             return Err(ModelError::InvalidRequest(format!(
                 "{} prompts but {} continuations",
@@ -33,7 +43,7 @@ impl ScoringBatch {
                 continuations.len()
             )));
         }
-        if let Some(index) = prompts.iter().position(Vec::is_empty) {
+        if let Some(index) = prompts.iter().position(|p| p.as_ref().is_empty()) {
             return Err(ModelError::InvalidRequest(format!(
                 "prompt {index} is empty"
             )));
@@ -41,15 +51,16 @@ impl ScoringBatch {
         let joined: Vec<Vec<u32>> = prompts
             .iter()
             .zip(continuations)
-            .map(|(p, c)| p.iter().chain(c).copied().collect())
+            .map(|(p, c)| p.as_ref().iter().chain(c.as_ref()).copied().collect())
             .collect();
         let tokens = TokenBatch::padded(&joined, PaddingSide::Right)?;
         let mut predict_at = Vec::new();
         let mut targets = Vec::new();
         let mut owners = Vec::new();
         for (row, (prompt, continuation)) in prompts.iter().zip(continuations).enumerate() {
-            for (offset, &token) in continuation.iter().enumerate() {
-                predict_at.push(row * tokens.len + prompt.len() - 1 + offset);
+            let prompt_len = prompt.as_ref().len();
+            for (offset, &token) in continuation.as_ref().iter().enumerate() {
+                predict_at.push(row * tokens.len + prompt_len - 1 + offset);
                 targets.push(token);
                 owners.push(row);
             }
@@ -61,6 +72,20 @@ impl ScoringBatch {
             owners,
             sequences: prompts.len(),
         })
+    }
+
+    /// Scored (continuation) tokens of each sequence.
+    pub fn scored_per_sequence(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.sequences];
+        for &owner in &self.owners {
+            counts[owner] += 1;
+        }
+        counts
+    }
+
+    /// Real (unpadded) tokens in the batch, prompts included.
+    pub fn real_tokens(&self) -> usize {
+        self.tokens.valid.iter().filter(|&&valid| valid).count()
     }
 
     /// Sums per-token values `[scored tokens]` into per-sequence totals `[sequences]`
@@ -94,7 +119,12 @@ pub struct ContinuationLogprobs {
 
 impl CausalLm {
     /// Log-probability of every scored token of `scoring` (`[scored tokens]`), differentiable
-    /// on autodiff devices. Only the scored positions go through the output head.
+    /// on autodiff devices. Only the scored positions go through the output head, and the
+    /// log-softmax is taken at the targets only ([`fused::log_softmax_at`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError`] when the batch does not fit the model (a token outside the vocabulary).
     pub fn target_logprobs(&self, scoring: &ScoringBatch) -> Result<Tensor<1>, ModelError> {
         let device = self.device();
         let count = scoring.targets.len();
@@ -110,10 +140,25 @@ impl CausalLm {
         let targets: Vec<usize> = scoring.targets.iter().map(|&t| t as usize).collect();
         Ok(fused::log_softmax_at(logits, &targets))
     }
+
+    /// Per-sequence sums of the scored tokens' log-probabilities, `[sequences]`: what DPO
+    /// compares (differentiable on autodiff devices).
+    ///
+    /// # Errors
+    ///
+    /// As [`CausalLm::target_logprobs`].
+    pub fn sequence_logprob_sums(&self, scoring: &ScoringBatch) -> Result<Tensor<1>, ModelError> {
+        Ok(scoring.sequence_sums(self.target_logprobs(scoring)?))
+    }
 }
 
 /// Batched log-probabilities of `continuations[i]` given `prompts[i]`, computed in chunks of
 /// at most `max_batch_tokens` padded tokens (at least one sequence per chunk).
+///
+/// # Errors
+///
+/// As [`ScoringBatch::new`] and [`CausalLm::target_logprobs`], and
+/// [`ModelError::TensorRead`] when the values cannot be read back.
 pub fn sequence_logprobs(
     model: &CausalLm,
     prompts: &[Vec<u32>],

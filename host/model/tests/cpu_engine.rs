@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    embedded_model_path, load_model, max_abs_diff, reference_dir, smollm2_reference_cases, to_vec,
+    embedded_model_path, load_cpu_model as load_model, max_abs_diff, reference_dir,
+    smollm2_reference_cases, to_vec,
 };
 use ponder_model::{CpuEngine, PaddingSide, TokenBatch};
 

@@ -218,7 +218,7 @@ fn autodiff_forward_matches_plain_forward() {
     for name in ["llama", "qwen2"] {
         let path = reference_dir().join("tiny").join(name);
         let (plain, checkpoint) = load_model(&path);
-        let device = ponder_model::parse_device("cpu").expect("cpu").autodiff();
+        let device = common::test_device().autodiff();
         let trainable =
             ponder_model::CausalLm::from_checkpoint(&checkpoint, &device).expect("autodiff model");
         let sequences = vec![vec![5u32, 9, 13, 2, 7, 21], vec![3u32, 8, 1]];

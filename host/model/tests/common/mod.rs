@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use burn::tensor::Device;
 use ponder_checkpoint::Checkpoint;
 use ponder_model::{CausalLm, parse_device};
 pub use ponder_test_support::{embedded_model_path, reference_dir};
@@ -15,12 +16,28 @@ pub fn load_checkpoint_only(path: &Path) -> ((), Checkpoint) {
     ((), checkpoint)
 }
 
-/// Loads a checkpoint and builds the model on the CPU.
+/// The device the reference tests run on: `$PONDER_TEST_DEVICE`
+/// (`ponder_test_support::DEVICE_VAR`), `cpu` by default.
+pub fn test_device() -> Device {
+    let name = ponder_test_support::test_device_name();
+    parse_device(&name).unwrap_or_else(|e| panic!("test device `{name}`: {e}"))
+}
+
+/// Loads a checkpoint and builds the model on the test device ([`test_device`]).
 pub fn load_model(path: &Path) -> (CausalLm, Checkpoint) {
+    load_model_on(path, &test_device())
+}
+
+/// Loads a checkpoint and builds the model on the plain CPU device, whatever the test device
+/// (what the CPU engine's tests compare against).
+pub fn load_cpu_model(path: &Path) -> (CausalLm, Checkpoint) {
+    load_model_on(path, &parse_device("cpu").expect("cpu device"))
+}
+
+fn load_model_on(path: &Path, device: &Device) -> (CausalLm, Checkpoint) {
     let checkpoint =
         Checkpoint::load(path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
-    let device = parse_device("cpu").expect("cpu device");
-    let model = CausalLm::from_checkpoint(&checkpoint, &device)
+    let model = CausalLm::from_checkpoint(&checkpoint, device)
         .unwrap_or_else(|e| panic!("building {}: {e}", path.display()));
     (model, checkpoint)
 }

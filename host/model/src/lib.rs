@@ -13,11 +13,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! For training (the DPO trainer): build on `parse_device("cpu")?.autodiff()`, lay pairs out
-//! with [`ScoringBatch::new`], take [`CausalLm::target_logprobs`] and
-//! [`ScoringBatch::sequence_sums`], and read parameters and gradients by Hugging Face name with
-//! [`CausalLm::hf_parameters`]; [`CausalLm::to_weights`] gives what
-//! `ponder_checkpoint::save_hf_dir` writes.
+//! For training (what the DPO trainer does): build on `parse_device("cpu")?.autodiff()`, lay
+//! pairs out with [`ScoringBatch::new`] and take [`CausalLm::sequence_logprob_sums`]
+//! ([`CausalLm::target_logprobs`] summed by [`ScoringBatch::sequence_sums`]): the same path
+//! [`sequence_logprobs`] scores with. Parameters are listed by Hugging Face name with
+//! [`CausalLm::hf_parameters`] (burn module paths map onto those names with [`hf_name`]);
+//! [`CausalLm::to_weights`] gives what `ponder_checkpoint::save_hf_dir` writes.
 
 mod batch;
 mod cache;
@@ -37,10 +38,12 @@ pub use cpu_engine::{CpuEngine, CpuKvCache};
 pub use device::parse_device;
 pub use error::ModelError;
 pub use lora::{LoraAdapter, LoraConfig, LoraTarget};
-pub use model::{CausalLm, DecoderLayer, HfLinear, Mlp, ParamTensor, RmsNorm, SelfAttention};
+pub use model::{
+    CausalLm, DecoderLayer, HfLinear, Mlp, ParamTensor, RmsNorm, SelfAttention, hf_name,
+};
 pub use rope::Rope;
 pub use sampler::{
-    FinishReason, GeneratedSequence, GenerationRequest, GenerationStats, SamplingParams,
-    StreamEvent, generate,
+    FinishReason, GeneratedSequence, GenerationRequest, GenerationStats, ResponseForcing,
+    SamplingParams, StreamEvent, generate,
 };
 pub use scoring::{ContinuationLogprobs, ScoringBatch, sequence_logprobs};

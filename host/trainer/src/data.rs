@@ -36,6 +36,10 @@ fn row_error(path: &Path, line: usize, field: &str, message: impl Into<String>) 
 
 /// Parses one JSONL row: `{"prompt": [{"role", "content"}...], "chosen": "...", "rejected": "...",
 /// "weight"?: number, "metadata"?: {...}}`. Errors name the file, the line and the field.
+///
+/// # Errors
+///
+/// [`TrainError::PairRow`] naming the malformed field.
 pub fn parse_pair_row(text: &str, path: &Path, line: usize) -> Result<PairRow, TrainError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| row_error(path, line, "(row)", format!("invalid JSON: {e}")))?;
@@ -121,6 +125,10 @@ pub fn parse_pair_row(text: &str, path: &Path, line: usize) -> Result<PairRow, T
 }
 
 /// Reads a pairs JSONL file (blank lines are skipped).
+///
+/// # Errors
+///
+/// [`TrainError::Io`] when the file cannot be read, [`TrainError::PairRow`] for a malformed row.
 pub fn read_pairs(path: &Path) -> Result<Vec<PairRow>, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
     let mut rows = Vec::new();
@@ -168,6 +176,11 @@ impl TokenizedPair {
 /// completion = the text tokenised on its own, plus the end-of-turn token. With `max_length`,
 /// completions are cut at the end so that prompt + completion fits; a prompt that alone fills
 /// `max_length` is an error.
+///
+/// # Errors
+///
+/// [`TrainError::Checkpoint`] when the chat template or the tokenizer fails,
+/// [`TrainError::Config`] for a pair left without prompt or completion tokens.
 pub fn tokenize_pairs(
     checkpoint: &Checkpoint,
     rows: &[PairRow],

@@ -6,6 +6,10 @@ use std::path::Path;
 use crate::error::TrainError;
 
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
+///
+/// # Errors
+///
+/// [`TrainError::Io`] when the directory, the temporary file or the rename fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));

@@ -8,9 +8,15 @@
 //! trained, or only LoRA adapters on a frozen model ([`DpoConfig::lora`]). Checkpoints are
 //! Hugging Face directories written through `ponder_checkpoint::save_hf_dir`; runs resume from
 //! the newest complete checkpoint.
+//!
+//! The crate is split by concern: [`config`] (what shapes a run, validated), the run directory
+//! (state files, checkpoints, saved models), [`evaluate`] (validation without gradients),
+//! [`train`] (the loop), [`logps`] (pairs laid out for `ponder-model`'s log-prob path).
 
+pub mod config;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod io;
 pub mod logps;
 pub mod loss;
@@ -18,15 +24,16 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod reference;
+mod run_dir;
 pub mod schedule;
 pub mod train;
 
+pub use config::{BatchSizeConfig, DpoConfig};
 pub use data::{BatchSize, PairRow, TokenizedPair, read_pairs, tokenize_pairs};
 pub use error::TrainError;
 pub use loss::{LossConfig, LossKind, LossOutput, PairLogps, preference_loss};
+pub use model::TrainableModel;
 pub use optim::{AdamW, AdamWConfig, GradientAccumulator};
 pub use ponder_model::{LoraConfig, LoraTarget};
 pub use schedule::{Schedule, ScheduleKind};
-pub use train::{
-    BatchSizeConfig, DpoConfig, DpoJob, DpoOutcome, EvalHook, TrainableModel, train_dpo,
-};
+pub use train::{DpoJob, DpoOutcome, EvalHook, train_dpo};

@@ -70,6 +70,10 @@ impl Default for LossConfig {
 
 impl LossConfig {
     /// Rejects values for which the loss is undefined.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Config`] naming the offending value.
     pub fn validate(&self) -> Result<(), TrainError> {
         if !(self.beta.is_finite() && self.beta > 0.0) {
             return Err(TrainError::Config(format!(

@@ -57,6 +57,10 @@ pub struct MetricsWriter {
 impl MetricsWriter {
     /// Opens `path` for appending; lines of steps after `keep_through` (left by an interrupted
     /// run that is now resumed from an earlier checkpoint) are dropped first.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Io`] when the file cannot be read or rewritten.
     pub fn open(path: &Path, keep_through: u64) -> Result<Self, TrainError> {
         let existing = std::fs::read_to_string(path).unwrap_or_default();
         let kept: String = existing
@@ -94,7 +98,13 @@ impl MetricsWriter {
 
 /// A progress bar over optimiser steps on stderr (hidden when `visible` is false or stderr is not
 /// a terminal).
-pub fn progress_bar(total: u64, position: u64, visible: bool) -> ProgressBar {
+pub fn progress_bar(
+    label: &str,
+    unit: &str,
+    total: u64,
+    position: u64,
+    visible: bool,
+) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total),
         if visible {
@@ -103,9 +113,9 @@ pub fn progress_bar(total: u64, position: u64, visible: bool) -> ProgressBar {
             ProgressDrawTarget::hidden()
         },
     );
-    if let Ok(style) = ProgressStyle::with_template(
-        "dpo {bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{label} {{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+    )) {
         bar.set_style(style);
     }
     bar.set_position(position);

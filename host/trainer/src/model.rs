@@ -1,37 +1,60 @@
 //! The trainer's view of `ponder_model::CausalLm`.
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
 use ponder_checkpoint::{Checkpoint, Weights};
-use ponder_model::{CausalLm, LoraConfig, PaddingSide, TokenBatch};
+use ponder_model::{CausalLm, LoraConfig, ScoringBatch};
 
 use crate::error::TrainError;
-use crate::logps::LogitsModel;
-use crate::train::TrainableModel;
+use crate::logps::LogProbModel;
+
+/// The Hugging Face name of a parameter from its burn module path (defined with the model's
+/// naming walk in `ponder-model`).
+pub use ponder_model::hf_name;
+
+/// A model the trainer can build, differentiate and save.
+pub trait TrainableModel: Module + LogProbModel + Sized {
+    /// Builds the model from a checkpoint on `device` (plain or autodiff).
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Model`] when the checkpoint does not fit the architecture.
+    fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, TrainError>;
+    /// The weights in Hugging Face names and layout, on the host (LoRA merged).
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Model`] when a tensor cannot be read back.
+    fn to_weights(&self) -> Result<Weights, TrainError>;
+    /// Freezes every weight and attaches fresh LoRA adapters (output unchanged), seeded by
+    /// `seed`.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Model`] for an invalid configuration or a model that has adapters.
+    fn with_lora(self, config: &LoraConfig, seed: u64) -> Result<Self, TrainError>;
+    /// Freezes every weight and attaches LoRA adapters holding `weights` (from
+    /// [`TrainableModel::lora_weights`]).
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Model`] when an adapter is missing or has the wrong shape.
+    fn with_lora_weights(self, config: &LoraConfig, weights: &Weights) -> Result<Self, TrainError>;
+    /// The adapters' weights, unmerged (empty without LoRA).
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Model`] when a tensor cannot be read back.
+    fn lora_weights(&self) -> Result<Weights, TrainError>;
+}
 
 fn model_error(e: ponder_model::ModelError) -> TrainError {
     TrainError::Model(e.to_string())
 }
 
-impl LogitsModel for CausalLm {
-    fn logits_at(
-        &self,
-        ids: &[u32],
-        rows: usize,
-        len: usize,
-        lengths: &[usize],
-        cells: Tensor<1, Int>,
-    ) -> Result<Tensor<2>, TrainError> {
-        let sequences: Vec<Vec<u32>> = (0..rows)
-            .map(|row| ids[row * len..row * len + lengths[row]].to_vec())
-            .collect();
-        let batch = TokenBatch::padded(&sequences, PaddingSide::Right).map_err(model_error)?;
-        let hidden = self.forward_hidden(&batch).map_err(model_error)?;
-        let [batch_rows, batch_len, width] = hidden.dims();
-        // only the completion positions go through the (vocabulary-sized) head
-        let selected = hidden
-            .reshape([batch_rows * batch_len, width])
-            .select(0, cells);
-        Ok(self.head_logits(selected))
+impl LogProbModel for CausalLm {
+    fn sequence_logprob_sums(&self, batch: &ScoringBatch) -> Result<Tensor<1>, TrainError> {
+        CausalLm::sequence_logprob_sums(self, batch).map_err(model_error)
     }
 }
 
@@ -54,17 +77,5 @@ impl TrainableModel for CausalLm {
 
     fn lora_weights(&self) -> Result<Weights, TrainError> {
         CausalLm::lora_weights(self).map_err(model_error)
-    }
-}
-
-/// The Hugging Face name of a parameter of [`CausalLm`] from its module path
-/// (`layers.0.self_attn.q_proj.weight` → `model.layers.0.self_attn.q_proj.weight`).
-pub fn hf_name(module_path: &str) -> String {
-    if module_path == "embed_tokens" {
-        "model.embed_tokens.weight".to_string()
-    } else if module_path.starts_with("lm_head") {
-        module_path.to_string()
-    } else {
-        format!("model.{module_path}")
     }
 }

@@ -270,6 +270,12 @@ impl AdamW {
         updated
     }
 
+    /// Saves the moments and step count to a safetensors file (keyed by parameter path), for
+    /// [`AdamW::load`].
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Io`] / [`TrainError::State`] when the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut keys: Vec<&String> = self.moments.keys().collect();
@@ -302,6 +308,11 @@ impl AdamW {
     }
 
     /// Restores moments and step count written by [`AdamW::save`], onto `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Io`] / [`TrainError::State`] when the file cannot be read or does not hold
+    /// optimiser state.
     pub fn load(config: AdamWConfig, path: &Path, device: &Device) -> Result<Self, TrainError> {
         let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
         let bad = |what: String| TrainError::State(format!("{}: {what}", path.display()));

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::TokenizedPair;
 use crate::error::TrainError;
-use crate::logps::{CompletionBatch, LogitsModel, sequence_logps};
+use crate::logps::{LogProbModel, pair_batch};
 use crate::optim::tensor_to_vec;
 
 /// Reference sums of completion log-probs of one pair.
@@ -74,6 +74,10 @@ pub fn load_cached(path: &Path, key: &str, expected: usize) -> Option<Vec<Refere
 }
 
 /// Writes the cache atomically.
+///
+/// # Errors
+///
+/// [`TrainError::Io`] / [`TrainError::State`] when the cache cannot be written.
 pub fn store_cache(path: &Path, key: &str, logps: &[ReferenceLogps]) -> Result<(), TrainError> {
     let cache = CacheFile {
         key: key.to_string(),
@@ -85,17 +89,23 @@ pub fn store_cache(path: &Path, key: &str, logps: &[ReferenceLogps]) -> Result<(
 }
 
 /// Sequence log-probs of every pair under `model` (no gradients), `batch_pairs` pairs per forward.
-pub fn compute_logps<M: LogitsModel>(
+/// The forward runs where `model` lives; `_device` is kept for the callers that name it.
+///
+/// # Errors
+///
+/// [`TrainError::Config`] for a pair without prompt or completion tokens, [`TrainError::Model`]
+/// when the model cannot run a batch.
+pub fn compute_logps<M: LogProbModel>(
     model: &M,
     pairs: &[TokenizedPair],
     batch_pairs: usize,
-    device: &Device,
+    _device: &Device,
 ) -> Result<Vec<ReferenceLogps>, TrainError> {
     let mut out = Vec::with_capacity(pairs.len());
     let refs: Vec<&TokenizedPair> = pairs.iter().collect();
     for chunk in refs.chunks(batch_pairs.max(1)) {
-        let batch = CompletionBatch::for_pairs(chunk)?;
-        let sums = tensor_to_vec(sequence_logps(model, &batch, device)?)?;
+        let batch = pair_batch(chunk)?;
+        let sums = tensor_to_vec(model.sequence_logprob_sums(&batch)?)?;
         let n = chunk.len();
         for i in 0..n {
             out.push(ReferenceLogps {

@@ -33,7 +33,7 @@ fn inputs(json: &serde_json::Value, device: &Device) -> PairLogps {
 
 fn loss_of(config: LossConfig) -> f64 {
     let json = dpo_json();
-    let device = Device::default();
+    let device = common::device();
     let out = preference_loss(&config, inputs(&json, &device));
     f64::from(out.loss.into_scalar::<f32>())
 }
@@ -91,7 +91,7 @@ fn robust_matches_reference() {
 #[test]
 fn nll_term_matches_reference_and_adds_to_the_loss() {
     let json = dpo_json();
-    let device = Device::default();
+    let device = common::device();
     let out = preference_loss(&config(LossKind::Sigmoid), inputs(&json, &device));
     let mean_nll = out.chosen_nll.iter().map(|&v| f64::from(v)).sum::<f64>() / 4.0;
     assert_rel("nll", mean_nll, f(&json["losses"]["nll"]));
@@ -157,7 +157,7 @@ fn label_smoothed_sigmoid_and_length_normalised_variants() {
 #[test]
 fn per_pair_weights_weight_the_mean() {
     let json = dpo_json();
-    let device = Device::default();
+    let device = common::device();
     let mut weighted = inputs(&json, &device);
     // all weight on pair 0
     weighted.weights =

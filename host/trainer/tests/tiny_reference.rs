@@ -12,7 +12,7 @@ use ponder_model::CausalLm;
 use ponder_trainer::model::hf_name;
 use ponder_trainer::optim::parameter_paths;
 use ponder_trainer::reference::{ReferenceLogps, compute_logps};
-use ponder_trainer::train::micro_step;
+use ponder_trainer::train::{MicroBatch, micro_step};
 use ponder_trainer::{
     AdamW, AdamWConfig, GradientAccumulator, LossConfig, PairRow, TokenizedPair, tokenize_pairs,
 };
@@ -92,7 +92,7 @@ fn tokenisation_matches_reference_ids() {
 fn sequence_logps_of_policy_and_reference_match() {
     let json = dpo_json();
     let pairs = tokenized(&json);
-    let device = Device::default();
+    let device = common::device();
     for (dir, prefix) in [("policy", "policy"), ("llama", "ref")] {
         let model = CausalLm::from_checkpoint(&load(dir), &device).expect("model builds");
         // two pairs per batch: exercises padding of unequal rows
@@ -124,22 +124,16 @@ fn gradients(
     reference: &[ReferenceLogps],
     indices: &[usize],
     loss: &LossConfig,
-    device: &Device,
 ) -> (f64, GradientAccumulator) {
     let mut grads = GradientAccumulator::new();
     let mut total = 0.0;
     for &i in indices {
-        let stats = micro_step(
-            model,
-            &[&pairs[i]],
-            &[reference[i]],
-            indices.len() as f64,
-            loss,
-            device,
-            1,
-            Some(&mut grads),
-        )
-        .expect("micro step");
+        let micro = MicroBatch {
+            pairs: &[&pairs[i]],
+            reference: &[reference[i]],
+            weight_total: indices.len() as f64,
+        };
+        let stats = micro_step(model, &micro, loss, 1, Some(&mut grads)).expect("micro step");
         total += stats.loss;
     }
     (total, grads)
@@ -156,8 +150,8 @@ fn names(model: &CausalLm) -> HashMap<burn::module::ParamId, String> {
 /// gradient checkpointing (the trainer's default), which must give the same gradients.
 fn training_devices() -> [Device; 2] {
     [
-        Device::default().autodiff(),
-        Device::default().autodiff().gradient_checkpointing(),
+        common::device().autodiff(),
+        common::device().autodiff().gradient_checkpointing(),
     ]
 }
 
@@ -171,7 +165,6 @@ fn sigmoid_gradients(json: &Value, device: Device) -> (f64, CausalLm, GradientAc
         &reference,
         &[0, 1, 2, 3],
         &sigmoid_config(json),
-        &device,
     );
     (loss, model, grads)
 }
@@ -231,7 +224,7 @@ fn two_adamw_steps_with_global_clipping_match() {
     let json = dpo_json();
     let pairs = tokenized(&json);
     let reference = reference_logps(&json);
-    let device = Device::default().autodiff().gradient_checkpointing();
+    let device = common::device().autodiff().gradient_checkpointing();
     let start = load("policy");
     let mut model = CausalLm::from_checkpoint(&start, &device).expect("model builds");
     let config = AdamWConfig {
@@ -247,14 +240,7 @@ fn two_adamw_steps_with_global_clipping_match() {
         .as_array()
         .expect("norms");
     for (step, indices) in [[0usize, 1], [2, 3]].iter().enumerate() {
-        let (_, mut grads) = gradients(
-            &model,
-            &pairs,
-            &reference,
-            indices,
-            &sigmoid_config(&json),
-            &device,
-        );
+        let (_, mut grads) = gradients(&model, &pairs, &reference, indices, &sigmoid_config(&json));
         let norm = grads.clip_global_norm(1.0);
         assert_rel(
             &format!("pre-clip norm, step {}", step + 1),

@@ -10,7 +10,7 @@ use ponder_checkpoint::{Checkpoint, HostTensor, Message};
 use ponder_model::{CausalLm, PaddingSide, TokenBatch};
 use ponder_trainer::optim::parameter_paths;
 use ponder_trainer::reference::compute_logps;
-use ponder_trainer::train::micro_step;
+use ponder_trainer::train::{MicroBatch, micro_step};
 use ponder_trainer::{
     AdamW, AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, GradientAccumulator,
     LoraConfig, LoraTarget, LossConfig, PairRow, ScheduleKind, TokenizedPair, TrainError,
@@ -60,7 +60,7 @@ fn margin_and_accuracy(
     reference: &Checkpoint,
     rows: &[PairRow],
 ) -> (f64, f64) {
-    let device = Device::default();
+    let device = common::device();
     let pairs = tokenize_pairs(policy, rows, None).expect("tokenise");
     let p = compute_logps(
         &CausalLm::from_checkpoint(policy, &device).unwrap(),
@@ -98,7 +98,7 @@ fn training_raises_reward_margin_and_accuracy() {
         reference: None,
         pairs: &rows,
         out_dir: out.path(),
-        device: Device::default(),
+        device: common::device(),
     };
     let outcome = train_dpo::<CausalLm>(&job, &config(4), None).expect("training runs");
     assert_eq!(outcome.steps, 8);
@@ -159,11 +159,11 @@ fn saved_checkpoint_loads_back_to_the_same_logits() {
         reference: Some(&load("llama")),
         pairs: &rows,
         out_dir: out.path(),
-        device: Device::default(),
+        device: common::device(),
     };
     let outcome = train_dpo::<CausalLm>(&job, &config(1), None).expect("training runs");
     let reloaded = Checkpoint::load(&outcome.model_dir).expect("saved model loads");
-    let device = Device::default();
+    let device = common::device();
     let trained = CausalLm::from_checkpoint(&reloaded, &device).unwrap();
     let original = CausalLm::from_checkpoint(&policy, &device).unwrap();
     // the saved weights are the trained ones (they differ from the start) ...
@@ -230,7 +230,7 @@ fn job<'a>(
         reference: Some(reference),
         pairs: rows,
         out_dir: dir,
-        device: Device::default(),
+        device: common::device(),
     }
 }
 
@@ -330,7 +330,7 @@ fn a_nan_loss_stops_before_anything_is_written() {
         reference: Some(&reference),
         pairs: &rows,
         out_dir: out.path(),
-        device: Device::default(),
+        device: common::device(),
     };
     let error = train_dpo::<CausalLm>(&job, &config(1), None).expect_err("diverges");
     let message = error.to_string();
@@ -377,7 +377,7 @@ fn host_weights(model: &CausalLm) -> Vec<(String, HostTensor)> {
 
 #[test]
 fn a_fresh_adapter_leaves_the_logits_unchanged() {
-    let device = Device::default();
+    let device = common::device();
     let base = CausalLm::from_checkpoint(&load("policy"), &device).unwrap();
     let adapted = base.clone().with_lora(&LoraConfig::new(4), 7).unwrap();
     assert!(adapted.has_lora());
@@ -392,7 +392,7 @@ fn a_fresh_adapter_leaves_the_logits_unchanged() {
 
 #[test]
 fn a_lora_step_trains_only_the_adapters() {
-    let device = Device::default();
+    let device = common::device();
     let train_device = device.clone().autodiff();
     let policy = load("policy");
     let tokenized = tokenize_pairs(&policy, &pairs(), None).unwrap();
@@ -417,17 +417,12 @@ fn a_lora_step_trains_only_the_adapters() {
     let mut grads = GradientAccumulator::new();
     let batch: Vec<&TokenizedPair> = tokenized.iter().collect();
     let total: f64 = tokenized.iter().map(|p| p.weight).sum();
-    micro_step(
-        &model,
-        &batch,
-        &reference,
-        total,
-        &LossConfig::default(),
-        &train_device,
-        1,
-        Some(&mut grads),
-    )
-    .unwrap();
+    let micro = MicroBatch {
+        pairs: &batch,
+        reference: &reference,
+        weight_total: total,
+    };
+    micro_step(&model, &micro, &LossConfig::default(), 1, Some(&mut grads)).unwrap();
     // gradients (and so optimiser state) exist for the adapters only, and for every B
     let paths = parameter_paths(&model);
     let with_grad: Vec<&String> = paths
@@ -479,7 +474,7 @@ fn merged_adapters_give_the_same_logits_after_a_save_and_load() {
 }
 
 fn check_merge_round_trip(name: &str) {
-    let device = Device::default();
+    let device = common::device();
     let policy = load(name);
     let base = CausalLm::from_checkpoint(&policy, &device).unwrap();
     let lora = LoraConfig::new(4);
@@ -533,7 +528,7 @@ fn lora_training_raises_reward_margin_and_accuracy() {
         reference: None,
         pairs: &rows,
         out_dir: out.path(),
-        device: Device::default(),
+        device: common::device(),
     };
     let mut config = config(4);
     config.optimizer.lr = 1e-2;

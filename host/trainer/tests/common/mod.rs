@@ -6,6 +6,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+/// The device the tests run on: `$PONDER_TEST_DEVICE` (see
+/// `ponder_test_support::test_device_name`), `cpu` by default.
+pub fn device() -> burn::tensor::Device {
+    let name = ponder_test_support::test_device_name();
+    ponder_model::parse_device(&name).unwrap_or_else(|e| panic!("test device `{name}`: {e}"))
+}
+
 /// `tiny/` of the reference outputs (see `ponder_test_support::reference_dir`).
 pub fn tiny_dir() -> PathBuf {
     ponder_test_support::reference_dir().join("tiny")

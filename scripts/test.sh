@@ -10,3 +10,4 @@ scripts/setup.sh
 scripts/build-plugins.sh
 cargo build --release --locked -p ponder-cli
 cargo test --release --locked --workspace "$@"
+scripts/ifeval/run.sh

@@ -3,6 +3,8 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::{json, nltk, py};
+
 /// How a count compares with its bound.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub enum Relation {
@@ -224,25 +226,41 @@ impl Constraint {
                     word: a.first_word.to_lowercase(),
                 }
             }
-            "keywords:existence" => Self::KeywordsIncluded(args::<Keywords>(kwargs)?.keywords),
+            "keywords:existence" => {
+                let keywords = args::<Keywords>(kwargs)?.keywords;
+                if keywords.is_empty() {
+                    // IFEval would draw random keywords.
+                    return Err("`keywords` is empty".to_string());
+                }
+                Self::KeywordsIncluded(keywords)
+            }
             "keywords:forbidden_words" => {
-                Self::KeywordsExcluded(args::<Forbidden>(kwargs)?.forbidden_words)
+                let words = args::<Forbidden>(kwargs)?.forbidden_words;
+                if words.is_empty() {
+                    return Err("`forbidden_words` is empty".to_string());
+                }
+                Self::KeywordsExcluded(words)
             }
             "keywords:frequency" => {
                 let a: KeywordFrequency = args(kwargs)?;
-                if a.keyword.is_empty() {
+                let keyword = py::strip(&a.keyword);
+                if keyword.is_empty() {
                     return Err("`keyword` is empty".to_string());
                 }
                 Self::KeywordFrequency {
-                    keyword: a.keyword.to_lowercase(),
+                    keyword: keyword.to_string(),
                     relation: a.relation,
                     bound: a.frequency,
                 }
             }
             "keywords:letter_frequency" => {
                 let a: LetterFrequency = args(kwargs)?;
-                if a.letter.chars().count() != 1 {
-                    return Err(format!("`letter` {:?} is not a single letter", a.letter));
+                // IFEval draws a random letter for anything but one ASCII letter.
+                if a.letter.len() != 1 || !a.letter.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(format!(
+                        "`letter` {:?} is not a single ASCII letter",
+                        a.letter
+                    ));
                 }
                 Self::LetterFrequency {
                     letter: a.letter.to_lowercase(),
@@ -258,11 +276,12 @@ impl Constraint {
             }
             "detectable_format:multiple_sections" => {
                 let a: Sections = args(kwargs)?;
-                if a.section_spliter.trim().is_empty() {
+                let splitter = py::strip(&a.section_spliter);
+                if splitter.is_empty() {
                     return Err("`section_spliter` is empty".to_string());
                 }
                 Self::Sections {
-                    splitter: a.section_spliter.trim().to_string(),
+                    splitter: splitter.to_string(),
                     bound: a.num_sections,
                 }
             }
@@ -274,7 +293,11 @@ impl Constraint {
             }
             "detectable_content:postscript" => {
                 let marker = args::<Postscript>(kwargs)?.postscript_marker;
-                Self::Postscript(marker.unwrap_or_else(|| "P.S.".to_string()))
+                let marker = marker.as_deref().map_or("P.S.", py::strip);
+                if marker.is_empty() {
+                    return Err("`postscript_marker` is empty".to_string());
+                }
+                Self::Postscript(marker.to_string())
             }
             "change_case:english_lowercase" => Self::AllLowercase,
             "change_case:english_capital" => Self::AllCapitals,
@@ -296,11 +319,13 @@ impl Constraint {
         })
     }
 
-    /// Whether `response` satisfies this constraint.
+    /// Whether `response` satisfies this constraint, as IFEval's `check_following` decides.
     pub fn check(&self, response: &str) -> bool {
         match self {
-            Self::Words { relation, bound } => relation.holds(words(response).count(), *bound),
-            Self::Sentences { relation, bound } => relation.holds(sentences(response), *bound),
+            Self::Words { relation, bound } => relation.holds(words(response), *bound),
+            Self::Sentences { relation, bound } => {
+                relation.holds(nltk::count_sentences(response), *bound)
+            }
             Self::Paragraphs { relation, bound } => match star_paragraphs(response) {
                 None => false,
                 Some(count) => match relation {
@@ -309,37 +334,19 @@ impl Constraint {
                 },
             },
             Self::NthParagraphFirstWord { count, nth, word } => {
-                let paragraphs: Vec<&str> = response
-                    .split("\n\n")
-                    .filter(|paragraph| !paragraph.trim().is_empty())
-                    .collect();
-                paragraphs.len() == *count
-                    && paragraphs.get(nth - 1).is_some_and(|paragraph| {
-                        let first = paragraph.split_whitespace().next().unwrap_or("");
-                        let first: String = first
-                            .trim_matches(|c: char| !c.is_alphanumeric())
-                            .to_lowercase();
-                        first == *word
-                    })
+                nth_paragraph_first_word(response, *count, *nth, word)
             }
-            Self::KeywordsIncluded(keywords) => {
-                let lower = response.to_lowercase();
-                keywords.iter().all(|k| lower.contains(&k.to_lowercase()))
-            }
-            Self::KeywordsExcluded(forbidden) => {
-                let lower = response.to_lowercase();
-                !forbidden
-                    .iter()
-                    .any(|w| contains_whole_word(&lower, &w.to_lowercase()))
-            }
+            Self::KeywordsIncluded(keywords) => keywords
+                .iter()
+                .all(|k| py::contains_ignore_case(response, k)),
+            Self::KeywordsExcluded(forbidden) => !forbidden
+                .iter()
+                .any(|w| py::contains_word_ignore_case(response, w)),
             Self::KeywordFrequency {
                 keyword,
                 relation,
                 bound,
-            } => relation.holds(
-                response.to_lowercase().matches(keyword.as_str()).count(),
-                *bound,
-            ),
+            } => relation.holds(py::count_ignore_case(response, keyword), *bound),
             Self::LetterFrequency {
                 letter,
                 relation,
@@ -349,9 +356,7 @@ impl Constraint {
                 *bound,
             ),
             Self::BulletPoints(bound) => bullet_lines(response) == *bound,
-            Self::Highlights(bound) => {
-                delimited(response, "*") + delimited(response, "**") >= *bound
-            }
+            Self::Highlights(bound) => highlights(response) >= *bound,
             Self::Sections { splitter, bound } => section_markers(response, splitter) >= *bound,
             Self::Title => has_title(response),
             Self::Json => is_json(response),
@@ -363,86 +368,66 @@ impl Constraint {
             .iter()
             .any(|answer| response.contains(answer)),
             Self::Placeholders(bound) => placeholders(response) >= *bound,
-            Self::Postscript(marker) => {
-                let squash = |text: &str| -> String {
-                    text.chars()
-                        .filter(|c| !c.is_whitespace())
-                        .collect::<String>()
-                        .to_lowercase()
-                };
-                let marker = squash(marker);
-                !marker.is_empty()
-                    && response
-                        .lines()
-                        .any(|line| squash(line).starts_with(&marker))
-            }
-            Self::AllLowercase => is_lower(response),
-            Self::AllCapitals => is_upper(response),
+            Self::Postscript(marker) => has_postscript(response, marker),
+            Self::AllLowercase => py::is_lower(response),
+            Self::AllCapitals => py::is_upper(response),
             Self::CapitalWords { relation, bound } => {
-                relation.holds(words(response).filter(|w| is_upper(w)).count(), *bound)
+                let capitals = nltk::word_tokenize(response)
+                    .iter()
+                    .filter(|word| py::is_upper(word))
+                    .count();
+                relation.holds(capitals, *bound)
             }
             Self::NoCommas => !response.contains(','),
             Self::Quoted => {
-                let trimmed = response.trim();
-                trimmed.len() > 1 && trimmed.starts_with('"') && trimmed.ends_with('"')
+                let stripped = py::strip(response);
+                stripped.chars().nth(1).is_some()
+                    && stripped.starts_with('"')
+                    && stripped.ends_with('"')
             }
-            Self::EndsWith(phrase) => response
-                .trim()
+            Self::EndsWith(phrase) => py::strip(response)
                 .trim_matches('"')
                 .to_lowercase()
-                .ends_with(&phrase.trim().to_lowercase()),
+                .ends_with(&py::strip(phrase).to_lowercase()),
             Self::TwoResponses => two_responses(response),
-            Self::RepeatPrompt(prompt) => response
-                .trim()
+            Self::RepeatPrompt(prompt) => py::strip(response)
                 .to_lowercase()
-                .starts_with(&prompt.trim().to_lowercase()),
+                .starts_with(&py::strip(prompt).to_lowercase()),
         }
     }
 }
 
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-/// Runs of word characters, like the regex `\w+`.
-fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !is_word_char(c))
+/// IFEval's `count_words`: runs of `\w` (NLTK's `RegexpTokenizer(r"\w+")`, on the `regex`
+/// engine).
+fn words(text: &str) -> usize {
+    text.split(|c: char| !py::regex_is_word(c))
         .filter(|w| !w.is_empty())
+        .count()
 }
 
-/// Sentences: runs of text ending in `.`, `!` or `?` (followed by whitespace or the end), plus
-/// trailing text without a terminator. A simplification of IFEval's splitter.
-fn sentences(text: &str) -> usize {
-    let chars: Vec<char> = text.chars().collect();
-    let mut count = 0;
-    let mut has_content = false;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if matches!(c, '.' | '!' | '?') {
-            while i + 1 < chars.len() && matches!(chars[i + 1], '.' | '!' | '?') {
-                i += 1;
-            }
-            let at_boundary = chars.get(i + 1).is_none_or(|next| next.is_whitespace());
-            if at_boundary && has_content {
-                count += 1;
-                has_content = false;
-            }
-        } else if c.is_alphanumeric() {
-            has_content = true;
-        }
-        i += 1;
-    }
-    count + usize::from(has_content)
-}
-
-/// IFEval's paragraph count: parts between `***` dividers; an empty part is allowed only first or
-/// last (`None` when one sits in the middle).
+/// IFEval's paragraph count: parts split by `\s?\*\*\*\s?`; an empty part is allowed only first
+/// or last (`None` when one sits in the middle).
 fn star_paragraphs(text: &str) -> Option<usize> {
-    let parts: Vec<&str> = text.split("***").collect();
+    let chars: Vec<char> = text.chars().collect();
+    let mut parts: Vec<&[char]> = Vec::new();
+    let (mut start, mut at) = (0, 0);
+    while at < chars.len() {
+        let lead = usize::from(py::is_space(chars[at]) && chars[at + 1..].starts_with(&['*'; 3]));
+        if lead == 1 || chars[at..].starts_with(&['*'; 3]) {
+            let stars = at + lead + 3;
+            let end = stars + usize::from(chars.get(stars).is_some_and(|&c| py::is_space(c)));
+            parts.push(&chars[start..at]);
+            start = end;
+            at = end;
+        } else {
+            at += 1;
+        }
+    }
+    parts.push(&chars[start..]);
+    let blank = |part: &[char]| part.iter().all(|&c| py::is_space(c));
     let mut count = parts.len();
     for (index, part) in parts.iter().enumerate() {
-        if part.trim().is_empty() {
+        if blank(part) {
             if index == 0 || index == parts.len() - 1 {
                 count -= 1;
             } else {
@@ -453,103 +438,199 @@ fn star_paragraphs(text: &str) -> Option<usize> {
     Some(count)
 }
 
-fn contains_whole_word(haystack: &str, word: &str) -> bool {
-    if word.is_empty() {
+/// IFEval's `ParagraphFirstWordCheck`: paragraphs split by `\n\n`, blank ones not counted (but
+/// still indexed), the first word cut at its first punctuation mark.
+fn nth_paragraph_first_word(text: &str, count: usize, nth: usize, word: &str) -> bool {
+    let paragraphs: Vec<&str> = text.split("\n\n").collect();
+    let non_blank = paragraphs
+        .iter()
+        .filter(|p| !py::strip(p).is_empty())
+        .count();
+    if nth > non_blank {
         return false;
     }
-    haystack.match_indices(word).any(|(start, _)| {
-        let before = haystack[..start].chars().next_back();
-        let after = haystack[start + word.len()..].chars().next();
-        before.is_none_or(|c| !is_word_char(c)) && after.is_none_or(|c| !is_word_char(c))
-    })
+    let Some(paragraph) = nth.checked_sub(1).and_then(|i| paragraphs.get(i)) else {
+        return false;
+    };
+    let Some(first) = py::split(paragraph).next() else {
+        return false;
+    };
+    let first = first.trim_start_matches('\'').trim_start_matches('"');
+    let cut = first
+        .find(['.', ',', '?', '!', '\'', '"'])
+        .unwrap_or(first.len());
+    non_blank == count
+        && first[..cut]
+            .chars()
+            .flat_map(char::to_lowercase)
+            .eq(word.chars())
 }
 
-/// Markdown bullet lines: `* item` (not `**`) or `- item`.
+/// IFEval's bullet count: matches of `^\s*\*[^\*].*$` and `^\s*-.*$` (multiline). `\s*` may
+/// run over blank lines and `[^\*]` over a newline, so one match can swallow the next line.
 fn bullet_lines(text: &str) -> usize {
-    text.lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            (line.starts_with('*') && !line.starts_with("**")) || line.starts_with('-')
-        })
-        .count()
-}
-
-/// Non-overlapping `D…D` spans on one line whose content holds no `*` and is not blank, as
-/// IFEval's `\*[^\n\*]*\*` and `\*\*[^\n\*]*\*\*` find them.
-fn delimited(text: &str, delimiter: &str) -> usize {
-    let bytes = text.as_bytes();
-    let width = delimiter.len();
+    let chars: Vec<char> = text.chars().collect();
+    let line_end = |from: usize| {
+        chars[from.min(chars.len())..]
+            .iter()
+            .position(|&c| c == '\n')
+            .map_or(chars.len(), |i| from + i)
+    };
+    let star = |at: usize| {
+        let mark = at + chars[at..].iter().take_while(|&&c| py::is_space(c)).count();
+        (chars.get(mark) == Some(&'*') && chars.get(mark + 1).is_some_and(|&c| c != '*'))
+            .then(|| line_end(mark + 2))
+    };
+    let dash = |at: usize| {
+        let mark = at + chars[at..].iter().take_while(|&&c| py::is_space(c)).count();
+        (chars.get(mark) == Some(&'-')).then(|| line_end(mark + 1))
+    };
     let mut count = 0;
-    let mut i = 0;
-    while i + width <= bytes.len() {
-        if !text[i..].starts_with(delimiter) {
-            i += 1;
-            continue;
-        }
-        let content_start = i + width;
-        let end = text[content_start..]
-            .find(['*', '\n'])
-            .map(|offset| content_start + offset);
-        match end {
-            Some(end) if text[end..].starts_with(delimiter) => {
-                if !text[content_start..end].trim().is_empty() {
+    for pattern in [&star as &dyn Fn(usize) -> Option<usize>, &dash] {
+        let mut at = 0;
+        while at <= chars.len() {
+            let line_start = at == 0 || chars[at - 1] == '\n';
+            match pattern(at).filter(|_| line_start) {
+                Some(end) => {
                     count += 1;
+                    at = if end > at { end } else { at + 1 };
                 }
-                i = end + width;
+                None => at += 1,
             }
-            _ => i += 1,
         }
     }
     count
 }
 
-/// Occurrences of `SPLITTER N` (a number after the splitter, optionally after one space).
-fn section_markers(text: &str, splitter: &str) -> usize {
-    text.match_indices(splitter)
-        .filter(|(start, _)| {
-            let rest = &text[start + splitter.len()..];
-            let rest = rest.strip_prefix(' ').unwrap_or(rest);
-            rest.starts_with(|c: char| c.is_ascii_digit())
-        })
-        .count()
+/// IFEval's highlight count: `\*[^\n\*]*\*` matches with non-blank content, plus
+/// `\*\*[^\n\*]*\*\*` matches with non-blank content.
+fn highlights(text: &str) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let mut count = 0;
+    for width in [1, 2] {
+        let mut at = 0;
+        while at + width <= chars.len() {
+            if chars[at..at + width].iter().any(|&c| c != '*') {
+                at += 1;
+                continue;
+            }
+            let start = at + width;
+            let end = start
+                + chars[start..]
+                    .iter()
+                    .take_while(|&&c| c != '\n' && c != '*')
+                    .count();
+            if chars.len() >= end + width && chars[end..end + width].iter().all(|&c| c == '*') {
+                if chars[start..end].iter().any(|&c| !py::is_space(c)) {
+                    count += 1;
+                }
+                at = end + width;
+            } else {
+                at += 1;
+            }
+        }
+    }
+    count
 }
 
+/// IFEval's section count: matches of `\s?SPLITTER\s?\d+\s?` (the splitter taken literally).
+fn section_markers(text: &str, splitter: &str) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let splitter: Vec<char> = splitter.chars().collect();
+    let marker_at = |at: usize| -> Option<usize> {
+        if !chars[at..].starts_with(&splitter) {
+            return None;
+        }
+        let mut end = at + splitter.len();
+        let space = chars.get(end).is_some_and(|&c| py::is_space(c));
+        let digits = |from: usize| {
+            chars[from.min(chars.len())..]
+                .iter()
+                .take_while(|&&c| py::is_decimal(c))
+                .count()
+        };
+        let (after_space, run) = if space && digits(end + 1) > 0 {
+            (end + 1, digits(end + 1))
+        } else {
+            (end, digits(end))
+        };
+        if run == 0 {
+            return None;
+        }
+        end = after_space + run;
+        Some(end + usize::from(chars.get(end).is_some_and(|&c| py::is_space(c))))
+    };
+    let mut count = 0;
+    let mut at = 0;
+    while at < chars.len() {
+        let found = if py::is_space(chars[at]) {
+            marker_at(at + 1).or_else(|| marker_at(at))
+        } else {
+            marker_at(at)
+        };
+        match found {
+            Some(end) => {
+                count += 1;
+                at = end.max(at + 1);
+            }
+            None => at += 1,
+        }
+    }
+    count
+}
+
+/// IFEval's title check: a `<<[^\n]+>>` match (greedy) whose content is not blank.
 fn has_title(text: &str) -> bool {
-    text.lines().any(|line| {
-        line.match_indices("<<").any(|(start, _)| {
-            line[start + 2..].find(">>").is_some_and(|end| {
-                !line[start + 2..start + 2 + end]
-                    .trim_matches(['<', '>'])
-                    .trim()
-                    .is_empty()
-            })
-        })
+    text.split('\n').any(|line| {
+        let chars: Vec<char> = line.chars().collect();
+        let mut at = 0;
+        while at + 1 < chars.len() {
+            if chars[at] != '<' || chars[at + 1] != '<' {
+                at += 1;
+                continue;
+            }
+            let close = (at + 3..chars.len().saturating_sub(1))
+                .rev()
+                .find(|&i| chars[i] == '>' && chars[i + 1] == '>');
+            match close {
+                Some(close) => {
+                    let title: String = chars[at..close + 2].iter().collect();
+                    let inner = title.trim_start_matches('<').trim_end_matches('>');
+                    if !py::strip(inner).is_empty() {
+                        return true;
+                    }
+                    at = close + 2;
+                }
+                None => at += 1,
+            }
+        }
+        false
     })
 }
 
+/// IFEval's JSON check: stripped, the fence prefixes and suffix removed in IFEval's order, then
+/// `json.loads` (which also takes `NaN`, `Infinity` and `-Infinity`).
 fn is_json(text: &str) -> bool {
-    let mut body = text.trim();
+    let mut body = py::strip(text);
     for fence in ["```json", "```Json", "```JSON", "```"] {
-        if let Some(rest) = body.strip_prefix(fence) {
-            body = rest;
-            break;
-        }
+        body = body.strip_prefix(fence).unwrap_or(body);
     }
-    let body = body.strip_suffix("```").unwrap_or(body).trim();
-    serde_json::from_str::<serde_json::Value>(body).is_ok()
+    let body = py::strip(body.strip_suffix("```").unwrap_or(body));
+    json::is_python_json(body)
 }
 
-/// `[…]` spans within one line, like IFEval's `\[.*?\]`.
+/// IFEval's placeholder count: `\[.*?\]` matches (`.` stops at a newline).
 fn placeholders(text: &str) -> usize {
-    text.lines()
+    text.split('\n')
         .map(|line| {
             let mut count = 0;
             let mut rest = line;
             while let Some(open) = rest.find('[') {
-                match rest[open + 1..].find(']') {
+                let after = &rest[open + 1..];
+                match after.find(']') {
                     Some(close) => {
                         count += 1;
-                        rest = &rest[open + 1 + close + 1..];
+                        rest = &after[close + 1..];
                     }
                     None => break,
                 }
@@ -559,26 +640,47 @@ fn placeholders(text: &str) -> usize {
         .sum()
 }
 
-/// Python's `str.islower`: some cased letter and no capital.
-fn is_lower(text: &str) -> bool {
-    text.chars().any(char::is_lowercase) && !text.chars().any(char::is_uppercase)
-}
-
-/// Python's `str.isupper`: some cased letter and no lowercase letter.
-fn is_upper(text: &str) -> bool {
-    text.chars().any(char::is_uppercase) && !text.chars().any(char::is_lowercase)
+/// IFEval's postscript check on the lowercased response: `p\.\s?p\.\s?s` for `P.P.S`,
+/// `p\.\s?s\.` for `P.S.`, the marker itself (lowercased, literally) otherwise.
+fn has_postscript(text: &str, marker: &str) -> bool {
+    let lower: Vec<char> = text.to_lowercase().chars().collect();
+    let pattern: Vec<Option<char>> = match marker {
+        "P.P.S" => vec![
+            Some('p'),
+            Some('.'),
+            None,
+            Some('p'),
+            Some('.'),
+            None,
+            Some('s'),
+        ],
+        "P.S." => vec![Some('p'), Some('.'), None, Some('s'), Some('.')],
+        other => other.to_lowercase().chars().map(Some).collect(),
+    };
+    // `None` is an optional whitespace (`\s?`).
+    fn matches(text: &[char], pattern: &[Option<char>]) -> bool {
+        match pattern.split_first() {
+            None => true,
+            Some((Some(c), rest)) => text.first() == Some(c) && matches(&text[1..], rest),
+            Some((None, rest)) => {
+                (text.first().is_some_and(|&c| py::is_space(c)) && matches(&text[1..], rest))
+                    || matches(text, rest)
+            }
+        }
+    }
+    (0..=lower.len()).any(|at| matches(&lower[at..], &pattern))
 }
 
 fn two_responses(text: &str) -> bool {
     let parts: Vec<&str> = text.split("******").collect();
     let mut kept = Vec::new();
     for (index, part) in parts.iter().enumerate() {
-        if part.trim().is_empty() {
+        if py::strip(part).is_empty() {
             if index != 0 && index != parts.len() - 1 {
                 return false;
             }
         } else {
-            kept.push(part.trim());
+            kept.push(py::strip(part));
         }
     }
     kept.len() == 2 && kept[0] != kept[1]
@@ -622,7 +724,7 @@ mod tests {
     fn sentence_counts() {
         let id = "length_constraints:number_sentences";
         let text = "It is 3.5 metres. Really?! Yes… and more";
-        assert_eq!(sentences(text), 3);
+        assert_eq!(nltk::count_sentences(text), 3);
         assert!(holds(
             id,
             json!({"num_sentences": 3, "relation": "at most"}),
@@ -698,7 +800,7 @@ mod tests {
             bullets
         ));
         let highlights = "*one* and **two** and ** ** and *";
-        assert_eq!(delimited(highlights, "*") + delimited(highlights, "**"), 2);
+        assert_eq!(super::highlights(highlights), 2);
         let id = "detectable_format:number_highlighted_sections";
         assert!(holds(id, json!({"num_highlights": 2}), highlights));
         assert!(!holds(id, json!({"num_highlights": 3}), highlights));
@@ -850,5 +952,115 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.contains("about"), "{error}");
+    }
+
+    // Regressions found by `scripts/ifeval/compare.py`; each expectation is IFEval's verdict.
+
+    #[test]
+    fn ellipses_do_not_end_sentences() {
+        let id = "length_constraints:number_sentences";
+        let one = json!({"num_sentences": 2, "relation": "less than"});
+        assert!(holds(id, one.clone(), "Honestly... I'm not sure."));
+        assert!(holds(id, one.clone(), "J. K. Rowling wrote it."));
+        assert!(!holds(id, one, "Hello! How are you?"));
+    }
+
+    #[test]
+    fn capital_words_are_nltk_tokens() {
+        let id = "change_case:capital_word_frequency";
+        let two = json!({"capital_frequency": 2, "capital_relation": "less than"});
+        assert!(holds(id, two.clone(), "P.P.S. see you"));
+        assert!(holds(id, two.clone(), "WELL-KNOWN fact"));
+        assert!(!holds(id, two, "I CANNOT"));
+    }
+
+    #[test]
+    fn case_checks_follow_python_str_methods() {
+        assert!(!holds("change_case:english_capital", json!({}), "ǅEMAL"));
+        assert!(holds("change_case:english_lowercase", json!({}), "ǆemal ²"));
+    }
+
+    #[test]
+    fn words_are_python_word_characters() {
+        let id = "length_constraints:number_words";
+        // U+093F (a vowel sign) is alphabetic in Rust but not `\w` in Python: two words.
+        let three = json!({"num_words": 3, "relation": "less than"});
+        assert!(holds(id, three, "ह\u{93f}न"));
+    }
+
+    #[test]
+    fn keywords_match_like_re_ignorecase() {
+        assert!(holds(
+            "keywords:existence",
+            json!({"keywords": ["this"]}),
+            "THıS"
+        ));
+        let frequency = json!({"keyword": " tea ", "frequency": 2, "relation": "at least"});
+        assert!(holds("keywords:frequency", frequency, "TEA, tea"));
+    }
+
+    #[test]
+    fn bullets_follow_the_multiline_patterns() {
+        let id = "detectable_format:number_bullet_lists";
+        // `\*[^\*].*$` swallows the newline after a lone `*`, and with it the next line.
+        assert!(holds(id, json!({"num_bullets": 1}), "*\n* b"));
+        assert!(holds(id, json!({"num_bullets": 2}), "\n\n  * a\n-b"));
+    }
+
+    #[test]
+    fn paragraph_dividers_take_one_space_each_side() {
+        let id = "length_constraints:number_paragraphs";
+        assert!(holds(id, json!({"num_paragraphs": 2}), "a *** b"));
+        assert!(holds(id, json!({"num_paragraphs": 2}), "a\n\n***\n\nb"));
+        assert!(!holds(id, json!({"num_paragraphs": 2}), "a *** *** b"));
+    }
+
+    #[test]
+    fn nth_paragraph_indexes_blank_paragraphs_too() {
+        let id = "length_constraints:nth_paragraph_first_word";
+        let kwargs = json!({"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "b"});
+        // Paragraph 2 is the blank one between "a" and "b": IFEval fails it.
+        assert!(!holds(id, kwargs.clone(), "a\n\n\n\nb"));
+        assert!(holds(id, kwargs, "a\n\n'b's"));
+    }
+
+    #[test]
+    fn titles_json_and_postscripts_follow_the_reference() {
+        assert!(holds("detectable_format:title", json!({}), "<< >> x >>"));
+        assert!(holds(
+            "detectable_format:json_format",
+            json!({}),
+            "```json```NaN"
+        ));
+        assert!(!holds("detectable_format:json_format", json!({}), "[1,]"));
+        let ps = json!({"postscript_marker": "P.S."});
+        assert!(holds(
+            "detectable_content:postscript",
+            ps.clone(),
+            "see p. s. here"
+        ));
+        assert!(!holds("detectable_content:postscript", ps, "PS: later"));
+    }
+
+    #[test]
+    fn sections_allow_one_space_around_the_number() {
+        let id = "detectable_format:multiple_sections";
+        let two = json!({"section_spliter": "SECTION", "num_sections": 2});
+        assert!(holds(id, two.clone(), "SECTION 1 a SECTION2 b"));
+        assert!(!holds(id, two, "SECTION  1 a SECTION 2 b"));
+    }
+
+    #[test]
+    fn arguments_ifeval_would_randomise_are_rejected() {
+        for (id, kwargs) in [
+            ("keywords:existence", json!({"keywords": []})),
+            ("keywords:forbidden_words", json!({"forbidden_words": []})),
+            (
+                "keywords:letter_frequency",
+                json!({"letter": "é", "let_frequency": 1, "let_relation": "at least"}),
+            ),
+        ] {
+            assert!(Constraint::from_ifeval(id, kwargs).is_err(), "{id}");
+        }
     }
 }

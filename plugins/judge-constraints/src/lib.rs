@@ -9,6 +9,11 @@
 //!   accuracy).
 
 mod checks;
+mod json;
+mod nltk;
+mod py;
+#[rustfmt::skip]
+mod py_tables;
 
 use ponder_sdk::models::Models;
 use ponder_sdk::{Judge, JudgeRequest, JudgeResult, PluginError, config};
@@ -79,10 +84,10 @@ impl ConstraintsJudge {
     /// Whether `response` satisfies `constraint` in this judge's mode.
     pub fn satisfies(&self, constraint: &Constraint, response: &str) -> bool {
         match self.mode {
-            Mode::Strict => !response.trim().is_empty() && constraint.check(response),
+            Mode::Strict => !py::strip(response).is_empty() && constraint.check(response),
             Mode::Loose => loose_variants(response)
                 .iter()
-                .any(|variant| !variant.trim().is_empty() && constraint.check(variant)),
+                .any(|variant| !py::strip(variant).is_empty() && constraint.check(variant)),
         }
     }
 
@@ -96,21 +101,27 @@ impl ConstraintsJudge {
     }
 }
 
-/// IFEval's loose variants: as is, without `*`, and each without the first line, the last line
-/// or both.
+/// IFEval's loose variants (`evaluation_lib.test_instruction_following_loose`): the response,
+/// it without `*`, and it without the first line, the last line or both (each stripped), those
+/// three also without `*` (removed after stripping, as IFEval does).
 fn loose_variants(response: &str) -> Vec<String> {
-    let without_stars = response.replace('*', "");
-    let mut variants = Vec::with_capacity(8);
-    for text in [response, without_stars.as_str()] {
-        let lines: Vec<&str> = text.split('\n').collect();
-        let join = |part: &[&str]| part.join("\n").trim().to_string();
-        let count = lines.len();
-        variants.push(text.to_string());
-        variants.push(join(lines.get(1..).unwrap_or(&[])));
-        variants.push(join(&lines[..count.saturating_sub(1)]));
-        variants.push(join(lines.get(1..count.saturating_sub(1)).unwrap_or(&[])));
-    }
-    variants
+    let lines: Vec<&str> = response.split('\n').collect();
+    let count = lines.len();
+    let join = |part: &[&str]| py::strip(&part.join("\n")).to_string();
+    let first = join(lines.get(1..).unwrap_or(&[]));
+    let last = join(lines.get(..count.saturating_sub(1)).unwrap_or(&[]));
+    let both = join(lines.get(1..count.saturating_sub(1)).unwrap_or(&[]));
+    let unstarred = |text: &str| text.replace('*', "");
+    vec![
+        response.to_string(),
+        unstarred(response),
+        unstarred(&first),
+        unstarred(&last),
+        unstarred(&both),
+        first,
+        last,
+        both,
+    ]
 }
 
 impl Judge for ConstraintsJudge {
@@ -240,5 +251,201 @@ mod tests {
     fn bad_mode_is_invalid_config() {
         let error = ConstraintsJudge::configure(r#"{"mode": "lenient"}"#).unwrap_err();
         assert!(error.to_string().contains("mode"), "{error}");
+    }
+
+    /// Every constraint kind, with arguments, as IFEval metadata.
+    const EVERY_CONSTRAINT: &str = r#"{
+        "instruction_id_list": [
+            "length_constraints:number_words", "length_constraints:number_sentences",
+            "length_constraints:number_paragraphs", "length_constraints:nth_paragraph_first_word",
+            "keywords:existence", "keywords:forbidden_words", "keywords:frequency",
+            "keywords:letter_frequency", "detectable_format:number_bullet_lists",
+            "detectable_format:number_highlighted_sections", "detectable_format:multiple_sections",
+            "detectable_format:title", "detectable_format:json_format",
+            "detectable_format:constrained_response", "detectable_content:number_placeholders",
+            "detectable_content:postscript", "detectable_content:postscript",
+            "detectable_content:postscript", "change_case:english_lowercase",
+            "change_case:english_capital", "change_case:capital_word_frequency",
+            "punctuation:no_comma", "startend:quotation", "startend:end_checker",
+            "combination:two_responses", "combination:repeat_prompt"],
+        "kwargs": [
+            {"num_words": 3, "relation": "at least"}, {"num_sentences": 2, "relation": "less than"},
+            {"num_paragraphs": 2}, {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "ünï"},
+            {"keywords": ["é", "ıs"]}, {"forbidden_words": ["•", "σοφία"]},
+            {"keyword": "ß", "frequency": 1, "relation": "at least"},
+            {"letter": "e", "let_frequency": 2, "let_relation": "less than"},
+            {"num_bullets": 1}, {"num_highlights": 1},
+            {"section_spliter": "SECTION", "num_sections": 1}, {}, {}, {},
+            {"num_placeholders": 1}, {"postscript_marker": "P.S."}, {"postscript_marker": "P.P.S"},
+            {"postscript_marker": "Nöte"}, {}, {},
+            {"capital_frequency": 2, "capital_relation": "at least"}, {}, {},
+            {"end_phrase": "🎉?"}, {}, {"prompt_to_repeat": "Ünïcode •"}]
+    }"#;
+
+    /// Fragments the random responses are made of: multi-byte characters, emoji sequences,
+    /// combining marks, whitespace Python and Rust disagree on, and the markup every check
+    /// parses.
+    const FRAGMENTS: &[&str] = &[
+        "a",
+        "Z",
+        " ",
+        "\n",
+        "\n\n",
+        "\t",
+        "\r\n",
+        ".",
+        "...",
+        "…",
+        "?",
+        "!",
+        ",",
+        ":",
+        ";",
+        "'",
+        "\"",
+        "`",
+        "-",
+        "--",
+        "*",
+        "**",
+        "***",
+        "******",
+        "<<",
+        ">>",
+        "[",
+        "]",
+        "(",
+        ")",
+        "{",
+        "}",
+        "•",
+        "—",
+        "é",
+        "e\u{301}",
+        "\u{301}",
+        "İ",
+        "ı",
+        "ς",
+        "Σ",
+        "ǅ",
+        "ß",
+        "ẞ",
+        "日本",
+        "हि",
+        "🎉",
+        "👍🏽",
+        "👨\u{200d}👩\u{200d}👧",
+        "\u{a0}",
+        "\u{1c}",
+        "\u{200b}",
+        "\u{feff}",
+        "١",
+        "²",
+        "P.S.",
+        "P.P.S",
+        "p. s.",
+        "SECTION 1",
+        "Section",
+        "```json",
+        "```",
+        "NaN",
+        "My answer is yes.",
+        "<<Ünï>>",
+        "[name]",
+        "DON'T",
+        "CANNOT",
+        "Mr.",
+        "J.",
+        "3.5",
+        "'tis",
+        "«",
+        "»",
+        "“",
+        "”",
+        "‘",
+        "’",
+        "„",
+        "\u{2014}",
+        "&",
+        "#",
+        "@",
+        "%",
+        "$",
+        "ünï",
+        "Ünïcode •",
+    ];
+
+    /// A small deterministic generator (xorshift64*), so the property test needs no crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        /// A random Unicode scalar value, mostly from the planes text uses.
+        fn scalar(&mut self) -> char {
+            let limit = [0x80, 0x800, 0x1_0000, 0x11_0000][self.below(4)];
+            loop {
+                if let Some(c) = char::from_u32(self.below(limit) as u32) {
+                    return c;
+                }
+            }
+        }
+
+        fn text(&mut self) -> String {
+            let mut text = String::new();
+            for _ in 0..self.below(40) {
+                if self.below(4) == 0 {
+                    text.push(self.scalar());
+                } else {
+                    text.push_str(FRAGMENTS[self.below(FRAGMENTS.len())]);
+                }
+            }
+            text
+        }
+    }
+
+    #[test]
+    fn no_input_panics_any_check() {
+        let constraints = constraints_of(&request(EVERY_CONSTRAINT, &[])).unwrap();
+        let strict = ConstraintsJudge::configure("{}").unwrap();
+        let loose = ConstraintsJudge::configure(r#"{"mode": "loose"}"#).unwrap();
+        let mut rng = Rng(0x005e_ed1f_e7a1);
+        let fixed = FRAGMENTS.iter().map(|fragment| fragment.to_string());
+        let texts: Vec<String> = fixed.chain((0..4000).map(|_| rng.text())).collect();
+        for text in texts {
+            for judge in [&strict, &loose] {
+                let score = judge.score(&constraints, &text);
+                assert!((0.0..=1.0).contains(&score), "{text:?}: {score}");
+            }
+        }
+        assert_eq!(strict.score(&constraints, ""), 0.0);
+    }
+
+    #[test]
+    fn a_bullet_character_no_longer_panics_the_batch() {
+        // Regression: counting highlights sliced a byte index inside '•'.
+        let metadata = r#"{"instruction_id_list": ["detectable_format:number_highlighted_sections"],
+                           "kwargs": [{"num_highlights": 1}]}"#;
+        let scores = judge("{}", metadata, &["• *one* •", "•*", "*•"]).unwrap();
+        assert_eq!(scores, vec![Some(1.0), Some(0.0), Some(0.0)]);
+    }
+
+    #[test]
+    fn loose_variants_strip_before_removing_stars() {
+        // IFEval strips each line-dropped variant, then removes `*`: whitespace left by a star
+        // stays.
+        let variants = loose_variants("Intro\n* a *\n");
+        assert_eq!(variants[2], " a ");
+        assert_eq!(variants[5], "* a *");
+        assert_eq!(variants.len(), 8);
     }
 }

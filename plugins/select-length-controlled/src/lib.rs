@@ -14,6 +14,10 @@
 //! - `length` (`"tokens"` (default) | `"chars"`): how response length is measured.
 //! - `failures_as_rejected` (bool, default `true`): use parse failures as rejected samples.
 //! - `max_failure_fraction` (number in [0, 1], default 0.1): cap on the share of such pairs.
+//! - `skip_score_ties` (bool, default `false`): make no pair when the chosen and the rejected
+//!   candidate have the same judge score, so that no pair rests on length alone. With a judge
+//!   whose scores are coarse (the share of constraints met, say) ties are common; the paper's
+//!   reward-model scores rarely tie, and there the default reproduces it.
 
 use ponder_sdk::{Candidate, Pair, PairSelector, PluginFailure, config, log, stats};
 use serde::Deserialize;
@@ -38,6 +42,7 @@ pub struct LengthControlled {
     length: LengthUnit,
     failures_as_rejected: bool,
     max_failure_fraction: f64,
+    skip_score_ties: bool,
 }
 
 impl Default for LengthControlled {
@@ -48,6 +53,7 @@ impl Default for LengthControlled {
             length: LengthUnit::Tokens,
             failures_as_rejected: true,
             max_failure_fraction: 0.1,
+            skip_score_ties: false,
         }
     }
 }
@@ -58,7 +64,12 @@ pub const MAX_RHO: f64 = 0.5;
 pub const RHO_STEP: f64 = 0.05;
 
 /// The chosen and rejected candidate of one instruction by `s`, if it has a preference.
-fn ranked_pair(group: &[Candidate], rho: f64, unit: LengthUnit) -> Option<(usize, usize)> {
+fn ranked_pair(
+    group: &[Candidate],
+    rho: f64,
+    unit: LengthUnit,
+    skip_score_ties: bool,
+) -> Option<(usize, usize)> {
     let scored: Vec<usize> = (0..group.len()).filter(|&i| group[i].is_scored()).collect();
     if scored.len() < 2 {
         return None;
@@ -69,7 +80,11 @@ fn ranked_pair(group: &[Candidate], rho: f64, unit: LengthUnit) -> Option<(usize
     if s[best] <= s[worst] {
         return None;
     }
-    Some((scored[best], scored[worst]))
+    let (chosen, rejected) = (scored[best], scored[worst]);
+    if skip_score_ties && group[chosen].score == group[rejected].score {
+        return None;
+    }
+    Some((chosen, rejected))
 }
 
 /// `z(score) − ρ · z(length)` for the candidates at `indices`.
@@ -109,7 +124,7 @@ impl LengthControlled {
             let (chosen, rejected): (Vec<f64>, Vec<f64>) = groups
                 .iter()
                 .filter_map(|group| {
-                    ranked_pair(group, rho, self.length).map(|(c, r)| {
+                    ranked_pair(group, rho, self.length, self.skip_score_ties).map(|(c, r)| {
                         (
                             length(&group[c], self.length),
                             length(&group[r], self.length),
@@ -160,7 +175,7 @@ impl PairSelector for LengthControlled {
         };
         let mut pairs: Vec<Option<(usize, usize)>> = groups
             .iter()
-            .map(|group| ranked_pair(group, rho, self.length))
+            .map(|group| ranked_pair(group, rho, self.length, self.skip_score_ties))
             .collect();
 
         if self.failures_as_rejected {
@@ -261,6 +276,23 @@ mod tests {
     }
 
     #[test]
+    fn score_ties_make_length_only_pairs_unless_skipped() {
+        // Equal scores: with rho > 0 the shorter is chosen on length alone, as the paper's
+        // formula says; `skip_score_ties` makes no such pair.
+        let groups = vec![
+            vec![scored(0.5, 10), scored(0.5, 90), scored(0.5, 40)],
+            vec![scored(1.0, 90), scored(0.5, 10)],
+        ];
+        let pairs = selector(r#"{"rho": 0.3}"#).select(&groups).unwrap();
+        assert_eq!(pairs[0], vec![Pair::new(0, 1).unwrap()]);
+        let pairs = selector(r#"{"rho": 0.3, "skip_score_ties": true}"#)
+            .select(&groups)
+            .unwrap();
+        assert!(pairs[0].is_empty());
+        assert_eq!(pairs[1], vec![Pair::new(0, 1).unwrap()]);
+    }
+
+    #[test]
     fn constant_lengths_and_scores_give_no_pair() {
         let groups = vec![vec![scored(0.5, 10), scored(0.5, 10)], vec![scored(1.0, 3)]];
         let pairs = selector(r#"{"rho": 0.3}"#).select(&groups).unwrap();
@@ -327,7 +359,7 @@ mod tests {
         let smaller = rho - RHO_STEP;
         let (c, r): (Vec<f64>, Vec<f64>) = groups
             .iter()
-            .filter_map(|g| ranked_pair(g, smaller, LengthUnit::Tokens))
+            .filter_map(|g| ranked_pair(g, smaller, LengthUnit::Tokens, false))
             .map(|(c, r)| {
                 (
                     f64::from(groups[0][c].response_tokens),

@@ -217,6 +217,14 @@ impl Policy {
 /// Nothing finished is lost: a rerun resumes where the failure stopped the run.
 pub fn train(manifest: &Manifest, options: &TrainOptions) -> Result<RunSummary, PipelineError> {
     let plan = plan(manifest, options)?;
+    // Every plugin loads (right world, valid configuration) before anything is written.
+    let runtime = plan.runtime(&["check"])?;
+    for spec in [plan.template, plan.judge, plan.selector] {
+        runtime.load(spec).map_err(|source| {
+            plan.manifest_error(&format!("plugins.{}", spec.role), source.to_string())
+        })?;
+    }
+    drop(runtime);
     let run = &plan.run;
     std::fs::create_dir_all(run.root()).map_err(|e| PipelineError::io(run.root(), e))?;
     if let Some(point) = options.restart_from {

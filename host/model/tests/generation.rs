@@ -5,7 +5,8 @@ mod common;
 use common::{embedded_model_path, load_model, max_abs_diff, reference_dir, to_vec};
 use ponder_checkpoint::Message;
 use ponder_model::{
-    FinishReason, GenerationRequest, KvCache, PaddingSide, SamplingParams, TokenBatch, generate,
+    FinishReason, GeneratedSequence, GenerationRequest, KvCache, PaddingSide, ResponseForcing,
+    SamplingParams, TokenBatch, generate,
 };
 
 /// Prefill a left-padded batch, then decode the rest one token at a time: every position's
@@ -231,4 +232,121 @@ fn stop_strings_cut_the_text() {
     .unwrap();
     assert_eq!(out[0].finish, FinishReason::StopString("France".into()));
     assert!(!out[0].text.contains("France"), "{:?}", out[0].text);
+}
+
+/// Greedy answers of the embedded model to one question, with and without response forcing.
+fn greedy_answer(forcing: Option<ResponseForcing>, max_new_tokens: usize) -> GeneratedSequence {
+    let (model, checkpoint) = load_model(&embedded_model_path());
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens,
+        stop_token_ids: checkpoint.end_of_turn_id().into_iter().collect(),
+        response_forcing: forcing,
+        ..SamplingParams::default()
+    };
+    let request = GenerationRequest {
+        prompt: chat_prompt(&checkpoint, "What is the capital of France?"),
+        seeds: vec![0],
+    };
+    let (mut out, _) = generate(
+        &model,
+        &checkpoint.tokenizer,
+        &[request],
+        &params,
+        &mut |_| {},
+    )
+    .unwrap();
+    out.remove(0)
+}
+
+fn forcing(separator: &str, forced: &str, thought_budget: usize) -> ResponseForcing {
+    let (_, checkpoint) = load_model(&embedded_model_path());
+    ResponseForcing {
+        separator: separator.into(),
+        forced_tokens: checkpoint.tokenizer.encode(forced).unwrap(),
+        thought_budget,
+    }
+}
+
+#[test]
+fn a_separator_the_model_writes_itself_is_not_forced() {
+    let plain = greedy_answer(None, 40);
+    assert!(plain.text.contains("Paris"), "{:?}", plain.text);
+    let forced = greedy_answer(Some(forcing("Paris", "\nRESPONSE:\n", 30)), 40);
+    assert!(!forced.forced_response);
+    assert_eq!(forced.tokens, plain.tokens);
+    assert_eq!(forced.text, plain.text);
+}
+
+#[test]
+fn the_thought_budget_forces_the_separator() {
+    let plain = greedy_answer(None, 40);
+    let spec = forcing("Here is my response:", "\n\nHere is my response:\n", 4);
+    let forced_tokens = spec.forced_tokens.clone();
+    let forced = greedy_answer(Some(spec), 40);
+    assert!(forced.forced_response);
+    // The thought is the unforced output's first 4 tokens; the forced tokens follow at once,
+    // then the model goes on with a response.
+    assert_eq!(forced.tokens[..4], plain.tokens[..4]);
+    assert_eq!(forced.tokens[4..4 + forced_tokens.len()], forced_tokens[..]);
+    assert!(
+        forced.tokens.len() > 4 + forced_tokens.len(),
+        "{:?}",
+        forced.text
+    );
+    let (_, response) = forced.text.split_once("Here is my response:").unwrap();
+    assert!(!response.trim().is_empty(), "{:?}", forced.text);
+}
+
+#[test]
+fn an_end_of_turn_inside_the_thought_forces_the_separator() {
+    let plain = greedy_answer(None, 60);
+    assert!(matches!(plain.finish, FinishReason::StopToken(_)));
+    let spec = forcing("Here is my response:", "\n\nHere is my response:\n", 50);
+    let forced_tokens = spec.forced_tokens.clone();
+    assert!(
+        plain.tokens.len() < 50,
+        "the greedy answer ends within the budget"
+    );
+    let forced = greedy_answer(Some(spec), 90);
+    assert!(forced.forced_response);
+    let end = plain.tokens.len();
+    assert_eq!(forced.tokens[..end], plain.tokens[..]);
+    assert_eq!(
+        forced.tokens[end..end + forced_tokens.len()],
+        forced_tokens[..]
+    );
+    assert!(forced.text.contains("Here is my response:"));
+}
+
+#[test]
+fn forcing_settings_are_checked() {
+    let mut params = SamplingParams {
+        max_new_tokens: 10,
+        response_forcing: Some(ResponseForcing {
+            separator: "R:".into(),
+            forced_tokens: vec![1],
+            thought_budget: 10,
+        }),
+        ..SamplingParams::default()
+    };
+    assert!(
+        params.validate().is_err(),
+        "budget must be below max_new_tokens"
+    );
+    params.response_forcing.as_mut().unwrap().thought_budget = 9;
+    assert!(params.validate().is_ok());
+    params
+        .response_forcing
+        .as_mut()
+        .unwrap()
+        .forced_tokens
+        .clear();
+    assert!(params.validate().is_err());
+    params.response_forcing = None;
+    params.stop_strings = vec![String::new()];
+    assert!(
+        params.validate().is_err(),
+        "an empty stop string is refused"
+    );
 }

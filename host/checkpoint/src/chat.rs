@@ -45,6 +45,10 @@ fn template_error(e: minijinja::Error) -> CheckpointError {
 impl ChatTemplate {
     /// Compiles a template. `bos_token`/`eos_token` are the strings the template's
     /// `bos_token`/`eos_token` variables hold (empty when the model has none).
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::ChatTemplate`] when the template does not compile.
     pub fn new(
         source: impl Into<String>,
         bos_token: Option<&str>,
@@ -79,6 +83,11 @@ impl ChatTemplate {
     /// Renders with the Hugging Face conventions (bos_token/eos_token variables,
     /// raise_exception, Python-compatible string methods). BOS appears as the template writes
     /// it; `Checkpoint::encode_chat` adds it when the model wants BOS and the template did not.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::ChatTemplate`] when rendering fails (the template raises, or uses
+    /// something undefined).
     pub fn render(
         &self,
         messages: &[Message],

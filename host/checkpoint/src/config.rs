@@ -180,6 +180,11 @@ fn parse_rope_scaling(
 impl ModelConfig {
     /// Parses a Hugging Face `config.json` (transformers-4 `rope_theta`/`rope_scaling` or
     /// transformers-5 `rope_parameters`). Supports `model_type` llama, mistral and qwen2.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] for malformed JSON, a missing or invalid field, or an unsupported
+    /// `model_type` or RoPE scaling.
     pub fn from_hf_json(text: &str) -> Result<Self, CheckpointError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
@@ -305,6 +310,10 @@ impl ModelConfig {
     }
 
     /// Adds the eos ids of a `generation_config.json` (the eos list sampling stops on).
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] for malformed JSON or eos ids that are not token ids.
     pub fn merge_generation_config(&mut self, text: &str) -> Result<(), CheckpointError> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| invalid(format!("generation_config.json is not valid JSON: {e}")))?;

@@ -15,6 +15,10 @@ pub struct HostTensor {
 
 impl HostTensor {
     /// A tensor from its shape and data; fails when the lengths disagree.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] when the data length is not the product of the shape.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, CheckpointError> {
         let expected: usize = shape.iter().product();
         if expected != data.len() {
@@ -40,11 +44,19 @@ pub struct Weights {
 
 impl Weights {
     /// An empty collection.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] when the data length is not the product of the shape.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Removes and returns a tensor; the error names the missing tensor.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::MissingTensor`] naming the tensor.
     pub fn take(&mut self, name: &str) -> Result<HostTensor, CheckpointError> {
         self.tensors
             .remove(name)

@@ -59,6 +59,10 @@ impl Tokenizer {
     }
 
     /// Parses the text of a `tokenizer.json`.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Tokenizer`] when the text is not a tokenizer this library loads.
     pub fn from_json_str(json: &str, special: SpecialTokens) -> Result<Self, CheckpointError> {
         let inner: tokenizers::Tokenizer = json.parse().map_err(tok_err)?;
         Ok(Tokenizer { inner, special })
@@ -66,6 +70,10 @@ impl Tokenizer {
 
     /// Loads `tokenizer.json` and, when present, the special tokens of `tokenizer_config.json`
     /// from a Hugging Face directory.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError`] when `tokenizer.json` is missing or unreadable, or a config is malformed.
     pub fn from_hf_dir(dir: &Path) -> Result<Self, CheckpointError> {
         let path = dir.join("tokenizer.json");
         if !path.is_file() {
@@ -109,12 +117,20 @@ impl Tokenizer {
 
     /// Token ids of `text`. Special tokens written in the text become single tokens; BOS and
     /// EOS are never added.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Tokenizer`] when the tokenizer fails on the text.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, CheckpointError> {
         let encoding = self.inner.encode(text, false).map_err(tok_err)?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// The text of `ids`.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Tokenizer`] when the tokenizer fails on the ids.
     pub fn decode(
         &self,
         ids: &[u32],
@@ -139,6 +155,10 @@ impl Tokenizer {
     }
 
     /// A `tokenizer.json` that Hugging Face tokenizers and transformers load.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Tokenizer`] when the tokenizer cannot be serialised.
     pub fn to_json(&self) -> Result<String, CheckpointError> {
         self.inner.to_string(true).map_err(tok_err)
     }

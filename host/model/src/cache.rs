@@ -78,6 +78,10 @@ impl KvCache {
     /// A new cache whose row `i` is this cache's row `rows[i]` (rows may repeat: that is how a
     /// prompt prefilled once is shared by its samples; leaving rows out drops finished
     /// sequences), with room for `capacity` columns (at least [`KvCache::len`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] for a row out of range or a capacity below the length.
     pub fn select_rows(&self, rows: &[usize], capacity: usize) -> Result<KvCache, ModelError> {
         check_row_selection(rows, self.batch, self.len, capacity)?;
         let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();

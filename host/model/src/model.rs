@@ -377,7 +377,7 @@ impl DecoderLayer {
 /// A causal language model: embeddings, decoder layers, final norm, output head.
 ///
 /// It is a burn [`Module`]: build it on an autodiff device (`device.autodiff()`) to train it,
-/// and use [`GradientsParams`](burn::optim::GradientsParams) / optimizers on it directly.
+/// and take gradients with `Tensor::backward` (the trainer's AdamW walks it as a burn module).
 #[derive(Module, Debug)]
 pub struct CausalLm {
     /// `[vocab_size, hidden_size]`; also the output head when embeddings are tied.

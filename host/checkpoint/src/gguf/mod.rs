@@ -3,9 +3,9 @@
 //! F16, BF16, F64, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K and Q6_K to f32.
 //!
 //! Every read is bounds-checked against the file: a truncated or corrupt file is a
-//! [`CheckpointError::Gguf`] naming the byte offset, never a panic or an absurd allocation.
+//! [`CheckpointError::Gguf`](crate::CheckpointError::Gguf) naming the byte offset, never a panic or an absurd allocation.
 //!
-//! The module is split by concern: [`file`] parses the container, `dequant` turns ggml blocks
+//! The module is split by concern: [`file`](mod@file) parses the container, `dequant` turns ggml blocks
 //! into f32, `hf` maps a parsed file onto a Hugging Face [`Checkpoint`](crate::Checkpoint).
 
 mod dequant;

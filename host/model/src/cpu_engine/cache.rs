@@ -158,6 +158,10 @@ impl CpuKvCache {
     /// A new cache whose row `i` is this cache's row `rows[i]` (rows may repeat: a prompt
     /// prefilled once is shared by its samples; leaving rows out drops finished sequences),
     /// with room for `capacity` columns (at least [`CpuKvCache::len`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] for a row out of range or a capacity below the length.
     pub fn select_rows(&self, rows: &[usize], capacity: usize) -> Result<CpuKvCache, ModelError> {
         check_row_selection(rows, self.rows, self.len, capacity)?;
         let (kv_heads, head_dim) = (self.kv_heads, self.head_dim);

@@ -173,6 +173,11 @@ impl CpuEngine {
     /// Forward of the new columns in `batch` after those already in `cache` (whose rows must
     /// equal `batch.batch`); their keys and values are appended to the cache. Returns the
     /// logits of each row's last column, `[rows, vocab]`.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] when the batch does not fit the cache or a token is outside
+    /// the vocabulary.
     pub fn forward_last(
         &self,
         batch: &TokenBatch,

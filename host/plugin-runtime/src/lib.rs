@@ -204,13 +204,24 @@ impl PluginRuntime {
 
     /// Loads the plugin of a manifest table, instantiates it and runs `configure` with the
     /// table's `config`.
+    ///
+    /// # Errors
+    /// As [`PluginRuntime::load_unconfigured`], and the plugin's `configure` failing (the error
+    /// names the plugin, the call and the cause).
     pub fn load(&self, spec: &PluginSpec) -> Result<Plugin, PluginError> {
         let mut plugin = self.load_unconfigured(spec)?;
         plugin.configure()?;
         Ok(plugin)
     }
 
-    /// Loads and pre-instantiates without instantiating or configuring (for benchmarks).
+    /// Loads and pre-instantiates a component without instantiating or configuring it (for
+    /// benchmarks). A native library has no separate instantiation: it is loaded and configured
+    /// here, once.
+    ///
+    /// # Errors
+    /// The file cannot be read or compiled, the component implements another world or an
+    /// unsupported contract version, or (native) the library cannot be loaded or refuses its
+    /// configuration.
     pub fn load_unconfigured(&self, spec: &PluginSpec) -> Result<Plugin, PluginError> {
         let name = spec.name();
         let error = |call: &'static str, cause: Cause| PluginError {

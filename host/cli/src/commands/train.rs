@@ -150,10 +150,8 @@ pub fn bench_iteration(args: BenchIterationArgs) -> anyhow::Result<()> {
     data.validation = None;
     manifest.sample.k = args.samples;
     manifest.sample.max_new_tokens = args.max_new_tokens;
-    manifest.sample.thought_budget = manifest
-        .sample
-        .thought_budget
-        .min(args.max_new_tokens.saturating_sub(1));
+    // A thought may take at most half of a shorter budget, so the response keeps room.
+    manifest.sample.thought_budget = manifest.sample.thought_budget.min(args.max_new_tokens / 2);
     manifest.dpo.epochs = args.epochs;
     let options = TrainOptions {
         restart_from: None,

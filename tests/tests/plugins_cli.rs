@@ -307,3 +307,64 @@ fn new_scaffolds_a_plugin_crate_from_the_sdk_templates() {
         "{again:?}"
     );
 }
+
+/// A granted judge that generates forever on the embedded model is interrupted by its wall-time
+/// budget, promptly, and one that asks for 200,000 choices is refused naming the limit: the host
+/// stays in charge of a granted plugin.
+#[test]
+fn granted_judge_model_budgets_hold_on_the_real_model() {
+    let cache = tempfile::tempdir().expect("cache");
+    let dir = tempfile::tempdir().expect("dir");
+    let judge = ponder_e2e::test_guest("hostile-model-budget");
+    let model = format!(
+        "judge={}",
+        ponder_test_support::embedded_model_path().display()
+    );
+    let run = |attack: &str| {
+        let input = dir.path().join(format!("{attack}.jsonl"));
+        std::fs::write(
+            &input,
+            format!(
+                r#"{{"instruction": [{{"role": "user", "content": "Hi."}}], "responses": ["attack", "{attack}"]}}"#
+            ) + "\n",
+        )
+        .expect("write input");
+        let started = std::time::Instant::now();
+        let outcome = ponder(
+            &[
+                "plugins",
+                "run",
+                "judge",
+                "--plugin",
+                path_str(&judge),
+                "--input",
+                path_str(&input),
+                "--model",
+                &model,
+                "--call-timeout-ms",
+                "3000",
+            ],
+            cache.path(),
+        );
+        (outcome, started.elapsed())
+    };
+
+    let (outcome, elapsed) = run("generate-forever");
+    assert!(!outcome.success, "{}", outcome.stdout);
+    assert!(
+        outcome.stderr.contains("budget exceeded")
+            && outcome.stderr.contains("limits.call_timeout_ms"),
+        "{}",
+        outcome.stderr
+    );
+    // 3 s of budget and the model load; unbounded it never ends.
+    assert!(elapsed < std::time::Duration::from_secs(60), "{elapsed:?}");
+
+    let (outcome, _) = run("many-choices");
+    assert!(outcome.success, "{}", outcome.stderr);
+    assert!(
+        outcome.stdout.contains("limits.choices = 1024"),
+        "{}",
+        outcome.stdout
+    );
+}

@@ -2,18 +2,28 @@
 //! each behind a lock (a model runs one batch at a time; plugins may call from several threads).
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use ponder_checkpoint::Message;
-use ponder_model::{GenerationRequest, SamplingParams, generate, sequence_logprobs};
+use ponder_checkpoint::{Message, ModelConfig};
+use ponder_model::{
+    FinishReason, GenerationRequest, ModelError, SamplingParams, generate, generation_cache_bytes,
+    sequence_logprobs,
+};
 use ponder_plugin_runtime::capability::{
-    ChoiceRequest, GenerateRequest, ModelAccess, ModelAccessError, RewardRequest, Sampling,
+    ChoiceRequest, GenerateRequest, ModelAccess, ModelAccessError, ModelBudget, RewardRequest,
+    Sampling,
 };
 
 use crate::commands::model::LoadedModel;
 
 /// Padded tokens per scoring forward: bounds the memory of `choice_logprobs`.
 const SCORING_BATCH_TOKENS: usize = 4096;
+/// Choice sequences scored between two looks at the call's clock.
+const SCORING_SEQUENCES_PER_CHECK: usize = 64;
+/// Key/value cache one batch of a plugin's generate requests may hold: larger requests are split
+/// into several batches (a sample does not depend on its batch, so the replies are the same).
+const GENERATION_CACHE_BYTES: u128 = 1 << 30;
 
 /// Named models that granted plugins may call.
 #[derive(Default)]
@@ -59,6 +69,14 @@ fn failed(error: impl std::fmt::Display) -> ModelAccessError {
     ModelAccessError::Failed(error.to_string())
 }
 
+/// A model error as the plugin sees it: a bad request is the plugin's, the rest the host's.
+fn model_failure(error: ModelError) -> ModelAccessError {
+    match error {
+        ModelError::InvalidRequest(message) => ModelAccessError::InvalidRequest(message),
+        other => failed(other),
+    }
+}
+
 fn same_batch(a: &Sampling, b: &Sampling) -> bool {
     a.temperature == b.temperature
         && a.top_p == b.top_p
@@ -66,38 +84,73 @@ fn same_batch(a: &Sampling, b: &Sampling) -> bool {
         && a.stop == b.stop
 }
 
+/// The budget's verdict as the sampler's: stop generating when the call is out of budget.
+fn spend(budget: &mut ModelBudget) -> ControlFlow<()> {
+    match budget.spend_token() {
+        ControlFlow::Continue(()) => ControlFlow::Continue(()),
+        ControlFlow::Break(_) => ControlFlow::Break(()),
+    }
+}
+
+/// Splits `prompts` (each one sample) into consecutive batches whose key/value cache stays
+/// within [`GENERATION_CACHE_BYTES`]; a batch holds at least one prompt.
+fn cache_bounded_batches(
+    config: &ModelConfig,
+    prompts: &[Vec<u32>],
+    max_new_tokens: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < prompts.len() {
+        let mut end = start + 1;
+        let mut longest = prompts[start].len();
+        while end < prompts.len() {
+            let candidate = longest.max(prompts[end].len());
+            let rows = end + 1 - start;
+            if generation_cache_bytes(config, rows, candidate, rows, max_new_tokens)
+                > GENERATION_CACHE_BYTES
+            {
+                break;
+            }
+            longest = candidate;
+            end += 1;
+        }
+        batches.push(start..end);
+        start = end;
+    }
+    batches
+}
+
 impl ModelAccess for ModelRegistry {
     fn generate(
         &self,
         model: &str,
         requests: &[GenerateRequest],
+        budget: &mut ModelBudget,
     ) -> Result<Vec<String>, ModelAccessError> {
         self.with_model(model, |loaded| {
+            let mut prompts = Vec::with_capacity(requests.len());
+            for (index, request) in requests.iter().enumerate() {
+                if request.messages.is_empty() {
+                    return Err(ModelAccessError::InvalidRequest(format!(
+                        "generate request {index} has no messages"
+                    )));
+                }
+                prompts.push(
+                    loaded
+                        .checkpoint
+                        .encode_chat(&messages(&request.messages), true)
+                        .map_err(|e| ModelAccessError::InvalidRequest(e.to_string()))?,
+                );
+            }
             let mut replies = Vec::with_capacity(requests.len());
-            // Consecutive requests with the same sampling settings (seeds aside) share a batch.
+            // Consecutive requests with the same sampling settings (seeds aside) share batches.
             let mut start = 0;
             while start < requests.len() {
                 let first = &requests[start].sampling;
                 let mut end = start + 1;
                 while end < requests.len() && same_batch(first, &requests[end].sampling) {
                     end += 1;
-                }
-                let mut batch = Vec::with_capacity(end - start);
-                for (index, request) in requests[start..end].iter().enumerate() {
-                    if request.messages.is_empty() {
-                        return Err(ModelAccessError::InvalidRequest(format!(
-                            "generate request {} has no messages",
-                            start + index
-                        )));
-                    }
-                    let prompt = loaded
-                        .checkpoint
-                        .encode_chat(&messages(&request.messages), true)
-                        .map_err(|e| ModelAccessError::InvalidRequest(e.to_string()))?;
-                    batch.push(GenerationRequest {
-                        prompt,
-                        seeds: vec![request.sampling.seed],
-                    });
                 }
                 let params = SamplingParams {
                     temperature: first.temperature,
@@ -110,15 +163,31 @@ impl ModelAccess for ModelRegistry {
                 params
                     .validate()
                     .map_err(|e| ModelAccessError::InvalidRequest(e.to_string()))?;
-                let (sequences, _) = generate(
-                    &loaded.model,
-                    &loaded.checkpoint.tokenizer,
-                    &batch,
-                    &params,
-                    &mut |_| {},
-                )
-                .map_err(failed)?;
-                replies.extend(sequences.into_iter().map(|s| s.text));
+                let group = &prompts[start..end];
+                for batch in
+                    cache_bounded_batches(loaded.model.config(), group, params.max_new_tokens)
+                {
+                    let batch_requests: Vec<GenerationRequest> = batch
+                        .clone()
+                        .map(|index| GenerationRequest {
+                            prompt: group[index].clone(),
+                            seeds: vec![requests[start + index].sampling.seed],
+                        })
+                        .collect();
+                    let (sequences, _) = generate(
+                        &loaded.model,
+                        &loaded.checkpoint.tokenizer,
+                        &batch_requests,
+                        &params,
+                        &mut |_| spend(budget),
+                    )
+                    .map_err(model_failure)?;
+                    // The contract includes the stop string that ended a reply.
+                    replies.extend(sequences.into_iter().map(|sequence| match sequence.finish {
+                        FinishReason::StopString(stop) => sequence.text + &stop,
+                        _ => sequence.text,
+                    }));
+                }
                 start = end;
             }
             Ok(replies)
@@ -129,11 +198,17 @@ impl ModelAccess for ModelRegistry {
         &self,
         model: &str,
         requests: &[ChoiceRequest],
+        budget: &mut ModelBudget,
     ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
         self.with_model(model, |loaded| {
             let tokenizer = &loaded.checkpoint.tokenizer;
+            let context = loaded.model.config().max_position_embeddings;
+            let mut results = Vec::with_capacity(requests.len());
+            // Sequences are built and scored a few requests at a time, so memory stays bounded
+            // by the plugin's caps and the clock is looked at between scoring batches.
             let mut prompts = Vec::new();
             let mut continuations = Vec::new();
+            let mut pending: Vec<usize> = Vec::new();
             for (index, request) in requests.iter().enumerate() {
                 if request.choices.is_empty() {
                     return Err(ModelAccessError::InvalidRequest(format!(
@@ -152,22 +227,37 @@ impl ModelAccess for ModelRegistry {
                             "choice {choice_index} of request {index} is empty"
                         )));
                     }
+                    if prompt.len() + ids.len() > context {
+                        return Err(ModelAccessError::InvalidRequest(format!(
+                            "choice {choice_index} of request {index} needs {} positions, more \
+                             than the model's context of {context} (max_position_embeddings)",
+                            prompt.len() + ids.len()
+                        )));
+                    }
                     prompts.push(prompt.clone());
                     continuations.push(ids);
                 }
+                pending.push(request.choices.len());
+                if prompts.len() >= SCORING_SEQUENCES_PER_CHECK || index + 1 == requests.len() {
+                    if budget.check_time().is_break() {
+                        return Err(failed("the call's time is used up"));
+                    }
+                    let scored = sequence_logprobs(
+                        &loaded.model,
+                        &prompts,
+                        &continuations,
+                        SCORING_BATCH_TOKENS,
+                    )
+                    .map_err(model_failure)?;
+                    let mut totals = scored.into_iter().map(|s| s.total);
+                    for choices in pending.drain(..) {
+                        results.push(totals.by_ref().take(choices).collect());
+                    }
+                    prompts.clear();
+                    continuations.clear();
+                }
             }
-            let scored = sequence_logprobs(
-                &loaded.model,
-                &prompts,
-                &continuations,
-                SCORING_BATCH_TOKENS,
-            )
-            .map_err(failed)?;
-            let mut totals = scored.into_iter().map(|s| s.total);
-            Ok(requests
-                .iter()
-                .map(|r| totals.by_ref().take(r.choices.len()).collect())
-                .collect())
+            Ok(results)
         })
     }
 
@@ -175,6 +265,7 @@ impl ModelAccess for ModelRegistry {
         &self,
         model: &str,
         _requests: &[RewardRequest],
+        _budget: &mut ModelBudget,
     ) -> Result<Vec<f64>, ModelAccessError> {
         self.with_model(model, |_| {
             Err(ModelAccessError::Unsupported(format!(
@@ -188,8 +279,9 @@ impl ModelAccess for ModelRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ponder_plugin_runtime::capability::Message as WitMessage;
+    use ponder_plugin_runtime::capability::{BudgetExceeded, Message as WitMessage};
     use std::path::Path;
+    use std::time::Duration;
 
     fn registry() -> ModelRegistry {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -230,6 +322,7 @@ mod tests {
                     messages: question(),
                     sampling: greedy,
                 }],
+                &mut ModelBudget::unlimited(),
             )
             .expect("generate");
         assert!(replies[0].contains("Paris"), "{:?}", replies[0]);
@@ -241,12 +334,13 @@ mod tests {
                     prefix: "The capital of France is".into(),
                     choices: vec![" Paris".into(), " Berlin".into()],
                 }],
+                &mut ModelBudget::unlimited(),
             )
             .expect("choices");
         assert_eq!(scores[0].len(), 2);
         assert!(scores[0][0] > scores[0][1], "{scores:?}");
         assert!(matches!(
-            registry.generate("judge", &[]),
+            registry.generate("judge", &[], &mut ModelBudget::unlimited()),
             Err(ModelAccessError::UnknownModel(_))
         ));
         assert!(matches!(
@@ -255,9 +349,132 @@ mod tests {
                 &[RewardRequest {
                     messages: question(),
                     response: "Paris".into()
-                }]
+                }],
+                &mut ModelBudget::unlimited()
             ),
             Err(ModelAccessError::Unsupported(_))
         ));
+    }
+    fn counting(max_new_tokens: u32, seed: u64, stop: Vec<String>) -> GenerateRequest {
+        GenerateRequest {
+            messages: vec![WitMessage {
+                role: "user".into(),
+                content: "Count from 1 to 100, separated by commas.".into(),
+            }],
+            sampling: Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                max_new_tokens,
+                seed,
+                stop,
+            },
+        }
+    }
+
+    #[test]
+    fn generation_stops_promptly_when_the_token_budget_runs_out() {
+        let registry = registry();
+        let requests: Vec<GenerateRequest> =
+            (0..4).map(|seed| counting(200, seed, Vec::new())).collect();
+        let mut budget = ModelBudget::new(std::time::Instant::now(), Duration::from_secs(600), 20);
+        let error = registry
+            .generate("policy", &requests, &mut budget)
+            .expect_err("20 tokens cannot serve 4 x 200");
+        assert!(matches!(error, ModelAccessError::Failed(_)), "{error:?}");
+        assert_eq!(
+            budget.exceeded(),
+            Some(BudgetExceeded::Tokens {
+                generated_tokens: 20
+            })
+        );
+        assert_eq!(budget.tokens_used(), 20);
+    }
+
+    #[test]
+    fn generation_stops_promptly_when_the_time_runs_out() {
+        let registry = registry();
+        let requests: Vec<GenerateRequest> = (0..8)
+            .map(|seed| counting(2000, seed, Vec::new()))
+            .collect();
+        let started = std::time::Instant::now();
+        let mut budget = ModelBudget::new(started, Duration::from_millis(300), u64::MAX);
+        registry
+            .generate("policy", &requests, &mut budget)
+            .expect_err("8 x 2000 tokens do not fit in 300 ms");
+        assert_eq!(
+            budget.exceeded(),
+            Some(BudgetExceeded::Time {
+                call_timeout_ms: 300
+            })
+        );
+        // Stopped at the first token past the deadline: far from the 16,000 tokens asked for
+        // (the time before the first token, preparing the CPU engine, is not interruptible).
+        assert!(budget.tokens_used() < 4000, "{}", budget.tokens_used());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn replies_include_the_stop_string_that_ended_them() {
+        let registry = registry();
+        let replies = registry
+            .generate(
+                "policy",
+                &[counting(60, 0, vec!["5".into()])],
+                &mut ModelBudget::unlimited(),
+            )
+            .expect("generate");
+        assert!(replies[0].ends_with('5'), "{:?}", replies[0]);
+        assert_eq!(replies[0].matches('5').count(), 1, "{:?}", replies[0]);
+    }
+
+    #[test]
+    fn large_requests_are_split_into_batches_the_host_can_hold() {
+        let registry = registry();
+        let guard = registry.models["policy"].lock().expect("lock");
+        let config = guard.model.config();
+        let prompts = vec![vec![1u32; 500]; 300];
+        let batches = cache_bounded_batches(config, &prompts, 4000);
+        assert!(batches.len() > 1, "{batches:?}");
+        assert_eq!(batches.first().map(|b| b.start), Some(0));
+        assert_eq!(batches.last().map(|b| b.end), Some(300));
+        for batch in &batches {
+            let rows = batch.len();
+            assert!(
+                rows == 1
+                    || generation_cache_bytes(config, rows, 500, rows, 4000)
+                        <= GENERATION_CACHE_BYTES
+            );
+        }
+        assert!(batches.windows(2).all(|pair| pair[0].end == pair[1].start));
+    }
+
+    #[test]
+    fn batching_does_not_change_replies() {
+        let registry = registry();
+        let requests: Vec<GenerateRequest> = (0..3)
+            .map(|seed| {
+                let mut request = counting(12, seed, Vec::new());
+                request.sampling.temperature = 0.8;
+                request.sampling.top_p = 0.95;
+                request
+            })
+            .collect();
+        let together = registry
+            .generate("policy", &requests, &mut ModelBudget::unlimited())
+            .expect("together");
+        for (index, request) in requests.iter().enumerate() {
+            let alone = registry
+                .generate(
+                    "policy",
+                    std::slice::from_ref(request),
+                    &mut ModelBudget::unlimited(),
+                )
+                .expect("alone");
+            assert_eq!(alone[0], together[index]);
+        }
     }
 }

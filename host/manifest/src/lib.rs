@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 #[derive(thiserror::Error, Debug)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read manifest {file}: {source}")]
+    #[error("cannot read manifest {file}")]
     Read {
         /// The manifest file.
         file: PathBuf,
@@ -297,7 +297,10 @@ impl fmt::Display for Grant {
     }
 }
 
-/// Per-call resource limits of a sandboxed plugin.
+/// Per-call resource limits of a sandboxed plugin: the sandbox (memory, fuel, the plugin's own
+/// time) and, for plugins granted `models`, what one call may spend on host model work. A model
+/// request over a cap is refused with `invalid-request` naming the limit; a call over its wall
+/// time or token budget is interrupted, generation included, and fails naming the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -305,9 +308,50 @@ pub struct Limits {
     pub memory_mib: u32,
     /// Fuel (about one unit per WebAssembly instruction) available to each call.
     pub fuel: u64,
-    /// Time each call may spend in the plugin, in milliseconds; time inside host model calls
-    /// does not count.
+    /// Time each call may spend running the plugin's own code, in milliseconds; time inside
+    /// host model calls does not count here (see `call_timeout_ms`).
     pub timeout_ms: u64,
+    /// Wall-clock time of one call in milliseconds, time inside host model calls included.
+    pub call_timeout_ms: u64,
+    /// Model requests (generate, choice and reward requests together) one call may send.
+    pub model_requests: u64,
+    /// Tokens the host may generate for one call, over all its `generate` requests.
+    pub generated_tokens: u64,
+    /// Most requests in one `models` call.
+    pub model_batch: u32,
+    /// Most choices in one `choice-logprobs` request.
+    pub choices: u32,
+    /// Largest `max-new-tokens` of a `generate` request (the model's context bounds it too).
+    pub max_new_tokens: u32,
+}
+
+impl Limits {
+    /// Checks every limit is in range.
+    ///
+    /// # Errors
+    /// The key (within `limits`) of the first value out of range, and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=4096).contains(&self.memory_mib) {
+            return Err((
+                "memory_mib",
+                format!("must be in 1..=4096, got {}", self.memory_mib),
+            ));
+        }
+        let at_least_one = [
+            ("fuel", self.fuel),
+            ("timeout_ms", self.timeout_ms),
+            ("call_timeout_ms", self.call_timeout_ms),
+            ("model_requests", self.model_requests),
+            ("generated_tokens", self.generated_tokens),
+            ("model_batch", u64::from(self.model_batch)),
+            ("choices", u64::from(self.choices)),
+            ("max_new_tokens", u64::from(self.max_new_tokens)),
+        ];
+        match at_least_one.into_iter().find(|(_, value)| *value == 0) {
+            Some((key, _)) => Err((key, "must be at least 1".to_string())),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -316,6 +360,12 @@ impl Default for Limits {
             memory_mib: 256,
             fuel: 2_000_000_000,
             timeout_ms: 10_000,
+            call_timeout_ms: 1_800_000,
+            model_requests: 65_536,
+            generated_tokens: 1_048_576,
+            model_batch: 1024,
+            choices: 1024,
+            max_new_tokens: 4096,
         }
     }
 }
@@ -757,21 +807,9 @@ impl Validator<'_> {
             }
         };
         let limits = raw.limits.unwrap_or_default();
-        self.check(
-            (1..=4096).contains(&limits.memory_mib),
-            &format!("{table}.limits.memory_mib"),
-            &format!("must be in 1..=4096, got {}", limits.memory_mib),
-        )?;
-        self.check(
-            limits.fuel >= 1,
-            &format!("{table}.limits.fuel"),
-            "must be at least 1",
-        )?;
-        self.check(
-            limits.timeout_ms >= 1,
-            &format!("{table}.limits.timeout_ms"),
-            "must be at least 1",
-        )?;
+        if let Err((key, message)) = limits.validate() {
+            return Err(self.invalid(&format!("{table}.limits.{key}"), message));
+        }
         let mut grants = raw.grant;
         grants.sort();
         grants.dedup();
@@ -1028,5 +1066,37 @@ path = "models/judge"
         assert!(manifest.plugins.template.is_some());
         assert!(manifest.plugins.judge.is_some());
         assert!(manifest.plugins.selector.is_some());
+    }
+    #[test]
+    fn model_budgets_parse_and_zero_is_refused() {
+        let manifest = parse(
+            "[plugins.judge]\nwasm = \"j.wasm\"\n\
+             grant = [\"models\"]\nlimits = { call_timeout_ms = 5000, generated_tokens = 100, \
+             model_requests = 7, model_batch = 3, choices = 2, max_new_tokens = 64 }\n",
+        )
+        .expect("parse");
+        let limits = manifest.plugins.judge.as_ref().expect("judge").limits;
+        assert_eq!(limits.call_timeout_ms, 5000);
+        assert_eq!(limits.generated_tokens, 100);
+        assert_eq!(limits.model_requests, 7);
+        assert_eq!(limits.model_batch, 3);
+        assert_eq!(limits.choices, 2);
+        assert_eq!(limits.max_new_tokens, 64);
+        assert_eq!(limits.memory_mib, Limits::default().memory_mib);
+        for key in [
+            "call_timeout_ms",
+            "generated_tokens",
+            "model_requests",
+            "model_batch",
+            "choices",
+            "max_new_tokens",
+        ] {
+            assert_eq!(
+                invalid_key(&format!(
+                    "[plugins.judge]\nwasm = \"j.wasm\"\nlimits = {{ {key} = 0 }}\n"
+                )),
+                format!("plugins.judge.limits.{key}")
+            );
+        }
     }
 }

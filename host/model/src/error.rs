@@ -22,6 +22,9 @@ pub enum ModelError {
     /// The request itself is invalid (empty prompt, out-of-vocabulary token, bad sampling value).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The caller stopped the generation (its token callback returned `Break`).
+    #[error("generation interrupted by its caller")]
+    Interrupted,
     /// Reading a tensor back from the device failed.
     #[error("reading a tensor from the device failed: {0}")]
     TensorRead(String),

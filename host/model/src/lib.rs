@@ -44,6 +44,6 @@ pub use model::{
 pub use rope::Rope;
 pub use sampler::{
     FinishReason, GeneratedSequence, GenerationRequest, GenerationStats, ResponseForcing,
-    SamplingParams, StreamEvent, generate,
+    SamplingParams, StreamEvent, generate, generation_cache_bytes,
 };
 pub use scoring::{ContinuationLogprobs, ScoringBatch, sequence_logprobs};

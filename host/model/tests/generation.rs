@@ -8,6 +8,7 @@ use ponder_model::{
     FinishReason, GeneratedSequence, GenerationRequest, KvCache, PaddingSide, ResponseForcing,
     SamplingParams, TokenBatch, generate,
 };
+use std::ops::ControlFlow;
 
 /// Prefill a left-padded batch, then decode the rest one token at a time: every position's
 /// logits equal those of a full forward of each sequence alone.
@@ -134,7 +135,7 @@ fn a_sample_does_not_depend_on_its_batch() {
         &checkpoint.tokenizer,
         &[alone],
         &params,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
     let crowd = vec![
@@ -156,7 +157,10 @@ fn a_sample_does_not_depend_on_its_batch() {
         &checkpoint.tokenizer,
         &crowd,
         &params,
-        &mut |event| streamed[event.sequence].push(event.token),
+        &mut |event| {
+            streamed[event.sequence].push(event.token);
+            ControlFlow::Continue(())
+        },
     )
     .unwrap();
     assert_eq!(batch.len(), 6);
@@ -198,7 +202,7 @@ fn embedded_model_answers_a_chat_question() {
         &checkpoint.tokenizer,
         &[request],
         &params,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
     assert!(out[0].text.contains("Paris"), "answer: {:?}", out[0].text);
@@ -227,7 +231,7 @@ fn stop_strings_cut_the_text() {
         &checkpoint.tokenizer,
         &[request],
         &params,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
     assert_eq!(out[0].finish, FinishReason::StopString("France".into()));
@@ -253,7 +257,7 @@ fn greedy_answer(forcing: Option<ResponseForcing>, max_new_tokens: usize) -> Gen
         &checkpoint.tokenizer,
         &[request],
         &params,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
     out.remove(0)
@@ -348,5 +352,93 @@ fn forcing_settings_are_checked() {
     assert!(
         params.validate().is_err(),
         "an empty stop string is refused"
+    );
+}
+
+#[test]
+fn a_token_callback_break_interrupts_the_batch_within_one_step() {
+    let (model, checkpoint) = load_model(&embedded_model_path());
+    let params = SamplingParams {
+        temperature: 0.8,
+        max_new_tokens: 200,
+        suppress_token_ids: checkpoint.stop_token_ids(),
+        ..SamplingParams::default()
+    };
+    let request = GenerationRequest {
+        prompt: chat_prompt(&checkpoint, "Tell me a long story."),
+        seeds: vec![1, 2, 3, 4],
+    };
+    let mut seen = 0usize;
+    let result = generate(
+        &model,
+        &checkpoint.tokenizer,
+        &[request],
+        &params,
+        &mut |_| {
+            seen += 1;
+            if seen >= 10 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    assert!(
+        matches!(result, Err(ponder_model::ModelError::Interrupted)),
+        "{result:?}"
+    );
+    // The break at the 10th token ends the generation after the step it came in (4 rows).
+    assert!(seen < 10 + 4, "{seen} tokens after the break");
+}
+
+#[test]
+fn a_prompt_and_max_new_tokens_past_the_context_are_refused_before_allocating() {
+    let (model, checkpoint) = load_model(&embedded_model_path());
+    let context = model.config().max_position_embeddings;
+    for max_new_tokens in [context, u32::MAX as usize, usize::MAX] {
+        let params = SamplingParams {
+            max_new_tokens,
+            ..SamplingParams::default()
+        };
+        let request = GenerationRequest {
+            prompt: chat_prompt(&checkpoint, "hi"),
+            seeds: vec![0],
+        };
+        let error = generate(
+            &model,
+            &checkpoint.tokenizer,
+            &[request],
+            &params,
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect_err("past the context");
+        let text = error.to_string();
+        assert!(text.contains("max_position_embeddings"), "{text}");
+        assert!(
+            text.contains(&format!("max_new_tokens {max_new_tokens}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn the_cache_estimate_grows_with_rows_and_positions() {
+    let (model, _) = load_model(&embedded_model_path());
+    let config = model.config();
+    let per_position =
+        (config.num_hidden_layers * 2 * config.num_key_value_heads * config.head_dim * 4) as u128;
+    assert_eq!(
+        ponder_model::generation_cache_bytes(config, 2, 10, 8, 30),
+        per_position * (2 * 10 + 8 * 40)
+    );
+    // No overflow on absurd sizes.
+    assert!(
+        ponder_model::generation_cache_bytes(
+            config,
+            usize::MAX,
+            usize::MAX,
+            usize::MAX,
+            usize::MAX
+        ) > 0
     );
 }

@@ -77,6 +77,9 @@ pub enum Cause {
         /// The limit of one call.
         timeout_ms: u64,
     },
+    /// The call ran out of a budget of its model work (wall-clock time or generated tokens) and
+    /// was interrupted.
+    Budget(crate::capability::BudgetExceeded),
     /// The plugin tried to grow its memory past the cap.
     Memory {
         /// The cap.
@@ -138,6 +141,7 @@ impl fmt::Display for Cause {
                 f,
                 "memory cap exceeded: asked for {requested_bytes} bytes of linear memory, the cap is {limit_mib} MiB"
             ),
+            Cause::Budget(exceeded) => write!(f, "budget exceeded: {exceeded}"),
             Cause::StackOverflow => write!(f, "stack overflow (call stack exhausted)"),
             Cause::Trap { message, stderr } => {
                 write!(f, "trap: {message}")?;

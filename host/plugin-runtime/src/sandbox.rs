@@ -4,8 +4,11 @@
 //! deadline, and the host side of the `log` and `models` imports.
 
 use crate::bindings::{v0_1_0, v0_2_0};
-use crate::capability::{ChoiceRequest, GenerateRequest, ModelAccess, RewardRequest};
+use crate::capability::{
+    BudgetExceeded, ChoiceRequest, GenerateRequest, ModelAccess, ModelBudget, RewardRequest,
+};
 use ponder_contract::ModelAccessError;
+use ponder_manifest::Limits;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -107,23 +110,52 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The clock of the current call, behind the epoch deadline. Time spent inside host model calls
-/// does not count: a judge waiting for the model is not the plugin being slow.
+/// The clocks of the current call, behind the epoch deadline: the plugin's own time, which
+/// leaves out time inside host model calls (a judge waiting for the model is not the plugin
+/// being slow), and the call's wall-clock time, which counts everything.
 pub(crate) struct CallClock {
     started: Instant,
     in_host: Duration,
     timeout: Duration,
-    /// Set when the deadline interrupted the call.
+    wall_timeout: Duration,
+    /// Set when the plugin's own time ran out.
     pub(crate) timed_out: bool,
 }
 
 impl CallClock {
-    fn remaining(&self) -> Option<Duration> {
-        let spent = self.started.elapsed().saturating_sub(self.in_host);
-        self.timeout
-            .checked_sub(spent)
-            .filter(|left| !left.is_zero())
+    fn new(timeout: Duration, wall_timeout: Duration) -> Self {
+        CallClock {
+            started: Instant::now(),
+            in_host: Duration::ZERO,
+            timeout,
+            wall_timeout,
+            timed_out: false,
+        }
     }
+
+    /// Time left of the plugin's own time, or why the call must stop.
+    fn remaining(&self) -> Result<Duration, Expired> {
+        let elapsed = self.started.elapsed();
+        let own_left = self
+            .timeout
+            .checked_sub(elapsed.saturating_sub(self.in_host))
+            .filter(|left| !left.is_zero())
+            .ok_or(Expired::Own)?;
+        let wall_left = self
+            .wall_timeout
+            .checked_sub(elapsed)
+            .filter(|left| !left.is_zero())
+            .ok_or(Expired::Wall)?;
+        Ok(own_left.min(wall_left))
+    }
+}
+
+/// Which clock of a call ran out.
+enum Expired {
+    /// The plugin's own time (`limits.timeout_ms`).
+    Own,
+    /// The call's wall-clock time (`limits.call_timeout_ms`).
+    Wall,
 }
 
 /// Epoch ticks covering `duration` (at least one).
@@ -149,6 +181,14 @@ pub(crate) struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) clock: CallClock,
+    limits: Limits,
+    /// The current call's budget for model work.
+    model_budget: ModelBudget,
+    /// Model requests the current call has sent.
+    model_requests: u64,
+    /// Set when the current call ran out of a budget (its wall time or its generated tokens);
+    /// the call is then interrupted.
+    pub(crate) budget_exceeded: Option<BudgetExceeded>,
     plugin: Arc<str>,
     log: Arc<dyn LogSink>,
     models: ModelsGrant,
@@ -166,7 +206,7 @@ pub(crate) struct SandboxSettings {
     pub(crate) plugin: Arc<str>,
     pub(crate) log: Arc<dyn LogSink>,
     pub(crate) models: ModelsGrant,
-    pub(crate) memory_cap_bytes: usize,
+    pub(crate) limits: Limits,
     pub(crate) seed: u64,
 }
 
@@ -237,15 +277,15 @@ pub(crate) fn new_store(engine: &wasmtime::Engine, settings: SandboxSettings) ->
         wasi: builder.build(),
         table: ResourceTable::new(),
         limiter: MemoryLimiter {
-            cap_bytes: settings.memory_cap_bytes,
+            cap_bytes: usize::try_from(u64::from(settings.limits.memory_mib) * 1024 * 1024)
+                .unwrap_or(usize::MAX),
             refused: None,
         },
-        clock: CallClock {
-            started: Instant::now(),
-            in_host: Duration::ZERO,
-            timeout: Duration::from_secs(1),
-            timed_out: false,
-        },
+        clock: CallClock::new(Duration::from_secs(1), Duration::from_secs(1)),
+        limits: settings.limits,
+        model_budget: ModelBudget::unlimited(),
+        model_requests: 0,
+        budget_exceeded: None,
         plugin: settings.plugin,
         log: settings.log,
         models: settings.models,
@@ -259,11 +299,17 @@ pub(crate) fn new_store(engine: &wasmtime::Engine, settings: SandboxSettings) ->
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(|mut context| {
-        let clock = &mut context.data_mut().clock;
-        match clock.remaining() {
-            Some(left) => Ok(UpdateDeadline::Continue(ticks(left))),
-            None => {
-                clock.timed_out = true;
+        let state = context.data_mut();
+        match state.clock.remaining() {
+            Ok(left) => Ok(UpdateDeadline::Continue(ticks(left))),
+            Err(Expired::Own) => {
+                state.clock.timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            }
+            Err(Expired::Wall) => {
+                state.budget_exceeded = Some(BudgetExceeded::Time {
+                    call_timeout_ms: state.limits.call_timeout_ms,
+                });
                 Ok(UpdateDeadline::Interrupt)
             }
         }
@@ -272,14 +318,20 @@ pub(crate) fn new_store(engine: &wasmtime::Engine, settings: SandboxSettings) ->
 }
 
 impl HostState {
-    /// Resets the per-call state before a call with the given time limit.
-    pub(crate) fn begin_call(&mut self, timeout: Duration) {
-        self.clock = CallClock {
-            started: Instant::now(),
-            in_host: Duration::ZERO,
-            timeout,
-            timed_out: false,
-        };
+    /// Resets the per-call state (clocks, budgets, log budget) before a call.
+    pub(crate) fn begin_call(&mut self) {
+        let limits = &self.limits;
+        self.clock = CallClock::new(
+            Duration::from_millis(limits.timeout_ms),
+            Duration::from_millis(limits.call_timeout_ms),
+        );
+        self.model_budget = ModelBudget::new(
+            self.clock.started,
+            Duration::from_millis(limits.call_timeout_ms),
+            limits.generated_tokens,
+        );
+        self.model_requests = 0;
+        self.budget_exceeded = None;
         self.limiter.refused = None;
         self.log_budget = LOG_BUDGET_PER_CALL;
         self.stderr_of_call.clear();
@@ -326,44 +378,116 @@ impl HostState {
         self.log.record(&self.plugin, level, message);
     }
 
-    /// Runs a model call, its time excluded from the plugin's deadline.
+    /// Runs a model call under the call's budget, its time excluded from the plugin's own time.
+    /// `Err` (a trap) when a budget ran out during it: the plugin call is interrupted.
     fn with_models<R>(
         &mut self,
-        call: impl FnOnce(&dyn ModelAccess) -> Result<R, ModelAccessError>,
-    ) -> Result<R, ModelAccessError> {
+        requests: usize,
+        call: impl FnOnce(&dyn ModelAccess, &mut ModelBudget) -> Result<R, ModelAccessError>,
+    ) -> wasmtime::Result<Result<R, ModelAccessError>> {
         let access = match &self.models {
-            ModelsGrant::NotGranted => return Err(ModelAccessError::NotGranted),
+            ModelsGrant::NotGranted => return Ok(Err(ModelAccessError::NotGranted)),
             ModelsGrant::Granted(None) => {
-                return Err(ModelAccessError::Failed(
+                return Ok(Err(ModelAccessError::Failed(
                     "this host serves no models (no model is loaded in this command)".to_string(),
-                ));
+                )));
             }
             ModelsGrant::Granted(Some(access)) => Arc::clone(access),
         };
+        if let Err(refusal) = self.admit_requests(requests) {
+            return Ok(Err(refusal));
+        }
         let started = Instant::now();
-        let result = call(access.as_ref());
+        let result = match self.model_budget.check_time() {
+            std::ops::ControlFlow::Continue(()) => call(access.as_ref(), &mut self.model_budget),
+            std::ops::ControlFlow::Break(_) => Err(ModelAccessError::Failed(
+                "the call's time is used up".to_string(),
+            )),
+        };
         self.clock.in_host += started.elapsed();
-        result
+        if let Some(exceeded) = self.model_budget.exceeded() {
+            self.budget_exceeded = Some(exceeded);
+            return Err(wasmtime::Error::msg(format!("budget exceeded: {exceeded}")));
+        }
+        Ok(result)
     }
 
-    /// `models.generate`, whatever the contract version: one reply per request, checked.
+    /// Counts a `models` call's requests against `limits.model_batch` and
+    /// `limits.model_requests`; a call over either is refused before any work.
+    fn admit_requests(&mut self, requests: usize) -> Result<(), ModelAccessError> {
+        let count = u64::try_from(requests).unwrap_or(u64::MAX);
+        if count > u64::from(self.limits.model_batch) {
+            return Err(over_limit(
+                &format!("{requests} requests in one call"),
+                "model_batch",
+                self.limits.model_batch,
+            ));
+        }
+        let total = self.model_requests.saturating_add(count);
+        if total > self.limits.model_requests {
+            return Err(over_limit(
+                &format!("{total} model requests in this plugin call"),
+                "model_requests",
+                self.limits.model_requests,
+            ));
+        }
+        self.model_requests = total;
+        Ok(())
+    }
+
+    /// `models.generate`, whatever the contract version: caps checked, one reply per request.
     fn serve_generate(
         &mut self,
         model: &str,
         requests: Vec<GenerateRequest>,
-    ) -> Result<Vec<String>, ModelAccessError> {
-        let replies = self.with_models(|access| access.generate(model, &requests))?;
-        one_per_request(replies, requests.len(), "replies")
+    ) -> wasmtime::Result<Result<Vec<String>, ModelAccessError>> {
+        let cap = self.limits.max_new_tokens;
+        if let Some((index, request)) = requests
+            .iter()
+            .enumerate()
+            .find(|(_, request)| request.sampling.max_new_tokens > cap)
+        {
+            return Ok(Err(over_limit(
+                &format!(
+                    "generate request {index} asks for max-new-tokens {}",
+                    request.sampling.max_new_tokens
+                ),
+                "max_new_tokens",
+                cap,
+            )));
+        }
+        let replies = self.with_models(requests.len(), |access, budget| {
+            access.generate(model, &requests, budget)
+        })?;
+        Ok(replies.and_then(|replies| one_per_request(replies, requests.len(), "replies")))
     }
 
-    /// `models.choice-logprobs`, whatever the contract version: one result per request, checked.
+    /// `models.choice-logprobs`, whatever the contract version: caps checked, one result per
+    /// request.
     fn serve_choice_logprobs(
         &mut self,
         model: &str,
         requests: Vec<ChoiceRequest>,
-    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
-        let results = self.with_models(|access| access.choice_logprobs(model, &requests))?;
-        one_per_request(results, requests.len(), "results")
+    ) -> wasmtime::Result<Result<Vec<Vec<f64>>, ModelAccessError>> {
+        let cap = self.limits.choices;
+        if let Some((index, request)) = requests
+            .iter()
+            .enumerate()
+            .find(|(_, request)| request.choices.len() > cap as usize)
+        {
+            return Ok(Err(over_limit(
+                &format!(
+                    "choice request {index} has {} choices",
+                    request.choices.len()
+                ),
+                "choices",
+                cap,
+            )));
+        }
+        let results = self.with_models(requests.len(), |access, budget| {
+            access.choice_logprobs(model, &requests, budget)
+        })?;
+        Ok(results.and_then(|results| one_per_request(results, requests.len(), "results")))
     }
 
     /// `models.reward`, whatever the contract version: one reward per request, checked.
@@ -371,10 +495,20 @@ impl HostState {
         &mut self,
         model: &str,
         requests: Vec<RewardRequest>,
-    ) -> Result<Vec<f64>, ModelAccessError> {
-        let rewards = self.with_models(|access| access.reward(model, &requests))?;
-        one_per_request(rewards, requests.len(), "rewards")
+    ) -> wasmtime::Result<Result<Vec<f64>, ModelAccessError>> {
+        let rewards = self.with_models(requests.len(), |access, budget| {
+            access.reward(model, &requests, budget)
+        })?;
+        Ok(rewards.and_then(|rewards| one_per_request(rewards, requests.len(), "rewards")))
     }
+}
+
+/// The `invalid-request` refusal of a request over one of the plugin's caps.
+fn over_limit(what: &str, key: &str, limit: impl std::fmt::Display) -> ModelAccessError {
+    ModelAccessError::InvalidRequest(format!(
+        "{what}, over this plugin's limit limits.{key} = {limit} (raise it in the manifest's \
+         plugin table)"
+    ))
 }
 
 /// Checks that the host's model work returned one `what` per request.
@@ -419,28 +553,29 @@ macro_rules! serve_host_interfaces {
                 &mut self,
                 model: String,
                 requests: Vec<$version::models::GenerateRequest>,
-            ) -> Result<Vec<String>, $version::models::ModelError> {
+            ) -> wasmtime::Result<Result<Vec<String>, $version::models::ModelError>> {
                 let requests = requests.into_iter().map(Into::into).collect();
-                self.serve_generate(&model, requests).map_err(Into::into)
+                Ok(self.serve_generate(&model, requests)?.map_err(Into::into))
             }
 
             fn choice_logprobs(
                 &mut self,
                 model: String,
                 requests: Vec<$version::models::ChoiceRequest>,
-            ) -> Result<Vec<Vec<f64>>, $version::models::ModelError> {
+            ) -> wasmtime::Result<Result<Vec<Vec<f64>>, $version::models::ModelError>> {
                 let requests = requests.into_iter().map(Into::into).collect();
-                self.serve_choice_logprobs(&model, requests)
-                    .map_err(Into::into)
+                Ok(self
+                    .serve_choice_logprobs(&model, requests)?
+                    .map_err(Into::into))
             }
 
             fn reward(
                 &mut self,
                 model: String,
                 requests: Vec<$version::models::RewardRequest>,
-            ) -> Result<Vec<f64>, $version::models::ModelError> {
+            ) -> wasmtime::Result<Result<Vec<f64>, $version::models::ModelError>> {
                 let requests = requests.into_iter().map(Into::into).collect();
-                self.serve_reward(&model, requests).map_err(Into::into)
+                Ok(self.serve_reward(&model, requests)?.map_err(Into::into))
             }
         }
     };

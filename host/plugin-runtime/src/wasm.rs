@@ -467,10 +467,6 @@ impl WasmPlugin {
         ))
     }
 
-    fn memory_cap_bytes(&self) -> usize {
-        usize::try_from(u64::from(self.limits.memory_mib) * 1024 * 1024).unwrap_or(usize::MAX)
-    }
-
     /// Makes sure a configured instance exists; returns the failing call on error.
     fn ensure_live(&mut self) -> CallResult<()> {
         if self.live.is_some() {
@@ -482,7 +478,7 @@ impl WasmPlugin {
                 plugin: Arc::clone(&self.plugin),
                 log: Arc::clone(&self.log),
                 models: self.models.clone(),
-                memory_cap_bytes: self.memory_cap_bytes(),
+                limits: self.limits,
                 seed: self.seed,
             },
         );
@@ -506,17 +502,20 @@ impl WasmPlugin {
     }
 
     fn prepare_call(&self, store: &mut Store<HostState>) {
-        let timeout = Duration::from_millis(self.limits.timeout_ms);
-        store.data_mut().begin_call(timeout);
+        store.data_mut().begin_call();
         // Fuel is only unavailable when the engine does not meter it, which ours always does.
         let _ = store.set_fuel(self.limits.fuel);
-        store.set_epoch_deadline(sandbox::ticks(timeout));
+        let timeout = self.limits.timeout_ms.min(self.limits.call_timeout_ms);
+        store.set_epoch_deadline(sandbox::ticks(Duration::from_millis(timeout)));
     }
 
     /// Turns a wasmtime failure into a cause, using what the store recorded.
     fn classify(&self, store: &mut Store<HostState>, error: &wasmtime::Error) -> Cause {
         store.data_mut().flush_output();
         let state = store.data();
+        if let Some(exceeded) = state.budget_exceeded {
+            return Cause::Budget(exceeded);
+        }
         if let Some(requested_bytes) = state.limiter.refused {
             return Cause::Memory {
                 limit_mib: self.limits.memory_mib,

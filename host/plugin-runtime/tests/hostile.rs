@@ -11,7 +11,8 @@
 
 use ponder_manifest::{Grant, Limits, PluginSource, PluginSpec, Role};
 use ponder_plugin_runtime::capability::{
-    ChoiceRequest, GenerateRequest, ModelAccess, ModelAccessError, RewardRequest,
+    BudgetExceeded, ChoiceRequest, GenerateRequest, ModelAccess, ModelAccessError, ModelBudget,
+    RewardRequest,
 };
 use ponder_plugin_runtime::types::{Candidate, JudgeRequest, Message, OutputFormat, Pair, Parsed};
 use ponder_plugin_runtime::{
@@ -99,11 +100,15 @@ impl LogSink for CapturedLog {
     }
 }
 
-/// A deterministic model: replies `"reply to <content>"` after `delay`; counts calls.
+/// A deterministic model: replies `"reply to <content>"` after `delay`, "generating" each
+/// request's `max-new-tokens` against the call's budget (`token_delay` each) the way the real
+/// host does; counts calls and tokens.
 #[derive(Default)]
 struct EchoModels {
     delay: std::time::Duration,
+    token_delay: std::time::Duration,
     calls: Mutex<Vec<String>>,
+    tokens: Mutex<u64>,
 }
 
 impl ModelAccess for EchoModels {
@@ -111,6 +116,7 @@ impl ModelAccess for EchoModels {
         &self,
         model: &str,
         requests: &[GenerateRequest],
+        budget: &mut ModelBudget,
     ) -> Result<Vec<String>, ModelAccessError> {
         if model != "judge" {
             return Err(ModelAccessError::UnknownModel(model.to_string()));
@@ -120,6 +126,15 @@ impl ModelAccess for EchoModels {
             .lock()
             .expect("lock")
             .push(format!("generate {}", requests.len()));
+        for request in requests {
+            for _ in 0..request.sampling.max_new_tokens {
+                std::thread::sleep(self.token_delay);
+                if budget.spend_token().is_break() {
+                    return Err(ModelAccessError::Failed("out of budget".into()));
+                }
+                *self.tokens.lock().expect("lock") += 1;
+            }
+        }
         Ok(requests
             .iter()
             .map(|request| format!("reply to {}", request.messages[0].content))
@@ -129,15 +144,20 @@ impl ModelAccess for EchoModels {
     fn choice_logprobs(
         &self,
         _model: &str,
-        _requests: &[ChoiceRequest],
+        requests: &[ChoiceRequest],
+        _budget: &mut ModelBudget,
     ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
-        Err(ModelAccessError::Unsupported("choice-logprobs".into()))
+        Ok(requests
+            .iter()
+            .map(|request| vec![0.0; request.choices.len()])
+            .collect())
     }
 
     fn reward(
         &self,
         _model: &str,
         _requests: &[RewardRequest],
+        _budget: &mut ModelBudget,
     ) -> Result<Vec<f64>, ModelAccessError> {
         Err(ModelAccessError::Unsupported("reward".into()))
     }
@@ -817,4 +837,142 @@ fn randomness_is_a_seeded_stream() {
     let first = random_reading(7);
     assert_eq!(first, random_reading(7), "same seed, same stream");
     assert_ne!(first, random_reading(8), "another seed, another stream");
+}
+
+/// A runtime serving `models`, and the budget guest loaded in it, granted, under `limits`.
+fn budget_guest(
+    models: EchoModels,
+    limits: Limits,
+) -> (Arc<EchoModels>, Plugin, tempfile::TempDir) {
+    let cache = tempfile::tempdir().expect("cache");
+    let models = Arc::new(models);
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        models: Some(models.clone()),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let mut spec = spec(Role::Judge, "hostile-model-budget", limits);
+    spec.grants = vec![Grant::Models];
+    let plugin = runtime.load(&spec).expect("load");
+    (models, plugin, cache)
+}
+
+/// Runs `attack` of the budget guest; the next call must be served.
+fn budget_attack(
+    plugin: &mut Plugin,
+    attack: &str,
+) -> Result<Vec<ponder_plugin_runtime::types::JudgeOutcome>, PluginError> {
+    let result = plugin.judge(&[request(&["attack", attack])]);
+    let outcomes = plugin
+        .judge(&[request(&["ab", "abc"])])
+        .unwrap_or_else(|error| panic!("the call after `{attack}` must work: {error}"));
+    assert_eq!(outcomes, vec![Ok(vec![Some(2.0), Some(3.0)])]);
+    result
+}
+
+/// The message of the plugin's per-request failure (a refused model call).
+fn refusal(outcomes: &[ponder_plugin_runtime::types::JudgeOutcome]) -> String {
+    match outcomes {
+        [Err(failure)] => failure.to_string(),
+        other => panic!("expected one refused request, got {other:?}"),
+    }
+}
+
+#[test]
+fn endless_generation_is_interrupted_by_the_call_wall_time() {
+    let models = EchoModels {
+        token_delay: std::time::Duration::from_millis(1),
+        ..EchoModels::default()
+    };
+    let limits = Limits {
+        call_timeout_ms: 300,
+        ..Limits::default()
+    };
+    let (models, mut plugin, _cache) = budget_guest(models, limits);
+    let started = std::time::Instant::now();
+    let error = budget_attack(&mut plugin, "generate-forever").expect_err("must be interrupted");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        error.cause,
+        Cause::Budget(BudgetExceeded::Time {
+            call_timeout_ms: 300
+        }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("limits.call_timeout_ms"),
+        "{error}"
+    );
+    // Interrupted mid-generation: one model call of 64 x 64 tokens alone takes 4 s here.
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+    assert!(*models.tokens.lock().expect("lock") < 4096);
+}
+
+#[test]
+fn endless_generation_is_interrupted_by_the_token_budget() {
+    let limits = Limits {
+        generated_tokens: 10_000,
+        ..Limits::default()
+    };
+    let (models, mut plugin, _cache) = budget_guest(EchoModels::default(), limits);
+    let error = budget_attack(&mut plugin, "generate-forever").expect_err("must be interrupted");
+    assert_eq!(
+        error.cause,
+        Cause::Budget(BudgetExceeded::Tokens {
+            generated_tokens: 10_000
+        }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("limits.generated_tokens"),
+        "{error}"
+    );
+    // Every token is counted; the guest's later calls add the well-behaved call's nothing.
+    assert_eq!(*models.tokens.lock().expect("lock"), 10_000);
+}
+
+#[test]
+fn model_requests_over_a_cap_are_refused_naming_the_limit() {
+    let (models, mut plugin, _cache) = budget_guest(EchoModels::default(), Limits::default());
+    let outcomes = budget_attack(&mut plugin, "huge-max-new-tokens").expect("refused, not failed");
+    let message = refusal(&outcomes);
+    assert!(message.contains("invalid-request"), "{message}");
+    assert!(message.contains("max-new-tokens 1000000"), "{message}");
+    assert!(
+        message.contains("limits.max_new_tokens = 4096"),
+        "{message}"
+    );
+
+    let outcomes = budget_attack(&mut plugin, "many-choices").expect("refused, not failed");
+    let message = refusal(&outcomes);
+    assert!(message.contains("200000 choices"), "{message}");
+    assert!(message.contains("limits.choices = 1024"), "{message}");
+
+    let outcomes = budget_attack(&mut plugin, "huge-batch").expect("refused, not failed");
+    let message = refusal(&outcomes);
+    assert!(message.contains("5000 requests in one call"), "{message}");
+    assert!(message.contains("limits.model_batch = 1024"), "{message}");
+    // None of them reached the model.
+    assert!(models.calls.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn model_requests_per_call_are_counted_across_model_calls() {
+    let limits = Limits {
+        model_requests: 1_000,
+        ..Limits::default()
+    };
+    let (models, mut plugin, _cache) = budget_guest(EchoModels::default(), limits);
+    let outcomes = budget_attack(&mut plugin, "many-requests").expect("refused, not failed");
+    let message = refusal(&outcomes);
+    assert!(message.contains("1100 model requests"), "{message}");
+    assert!(
+        message.contains("limits.model_requests = 1000"),
+        "{message}"
+    );
+    // Ten calls of 100 were served; the eleventh was refused. The count starts afresh per call.
+    assert_eq!(models.calls.lock().expect("lock").len(), 10);
+    budget_attack(&mut plugin, "many-requests").expect("refused again, not failed");
+    assert_eq!(models.calls.lock().expect("lock").len(), 20);
 }

@@ -2,6 +2,7 @@
 //! the generation benchmark behind `ponder bench generate`.
 
 use std::io::{BufRead, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -173,6 +174,7 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
                     }
                 }
             }
+            ControlFlow::Continue(())
         })?;
     if streaming {
         let text = &sequences[0].text;
@@ -433,7 +435,7 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
             &params,
             &mut |event| {
                 if !stream {
-                    return;
+                    return ControlFlow::Continue(());
                 }
                 streamed.push(event.token);
                 if let Ok(text) = tokenizer.decode(&streamed, true)
@@ -444,6 +446,7 @@ pub fn run_chat(args: ChatArgs) -> anyhow::Result<()> {
                     let _ = std::io::stdout().flush();
                     printed = text.len();
                 }
+                ControlFlow::Continue(())
             },
         )?;
         let output = sequences[0].text.clone();
@@ -566,7 +569,7 @@ pub fn run_bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
         &checkpoint.tokenizer,
         &with_seeds(99),
         &warm_params,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )?;
     let mut rates = Vec::new();
     for run in 0..args.runs {
@@ -576,7 +579,7 @@ pub fn run_bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
             &checkpoint.tokenizer,
             &with_seeds(run as u64),
             &params,
-            &mut |_| {},
+            &mut |_| ControlFlow::Continue(()),
         )?;
         let wall = started.elapsed().as_secs_f64();
         let rate = stats.generated_tokens as f64 / wall;

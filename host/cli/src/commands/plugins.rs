@@ -65,9 +65,15 @@ pub struct RunArgs {
     /// Fuel per call.
     #[arg(long)]
     pub fuel: Option<u64>,
-    /// Time limit per call in milliseconds.
+    /// Time limit per call in milliseconds (the plugin's own time, model calls excluded).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+    /// Wall-clock limit per call in milliseconds, model calls included.
+    #[arg(long)]
+    pub call_timeout_ms: Option<u64>,
+    /// Most tokens the models may generate for one call.
+    #[arg(long)]
+    pub generated_tokens: Option<u64>,
     /// Where compiled components are cached (default: $XDG_CACHE_HOME/ponder/components).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -167,6 +173,19 @@ pub fn describe(info: &PluginInfo) -> String {
         PluginSource::Native(_) => info.version.clone(),
     };
     let limits = match &info.limits {
+        Some(limits) if info.grants.contains(&Grant::Models) => format!(
+            "memory {} MiB, fuel {}, timeout {} ms; models: {} ms per call, {} tokens, {} \
+             requests, batch {}, {} choices, max-new-tokens {}",
+            limits.memory_mib,
+            limits.fuel,
+            limits.timeout_ms,
+            limits.call_timeout_ms,
+            limits.generated_tokens,
+            limits.model_requests,
+            limits.model_batch,
+            limits.choices,
+            limits.max_new_tokens
+        ),
         Some(limits) => format!(
             "memory {} MiB, fuel {}, timeout {} ms",
             limits.memory_mib, limits.fuel, limits.timeout_ms
@@ -254,6 +273,15 @@ fn run_spec(args: &RunArgs) -> anyhow::Result<PluginSpec> {
     }
     if let Some(timeout_ms) = args.timeout_ms {
         spec.limits.timeout_ms = timeout_ms;
+    }
+    if let Some(call_timeout_ms) = args.call_timeout_ms {
+        spec.limits.call_timeout_ms = call_timeout_ms;
+    }
+    if let Some(generated_tokens) = args.generated_tokens {
+        spec.limits.generated_tokens = generated_tokens;
+    }
+    if let Err((key, message)) = spec.limits.validate() {
+        bail!("--{}: {message}", key.replace('_', "-"));
     }
     if !is_wasm(&args.plugin)? {
         if !args.trust_native {

@@ -10,9 +10,11 @@
 mod filter;
 mod rng;
 
+use std::cell::Cell;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
-use ponder_checkpoint::Tokenizer;
+use ponder_checkpoint::{ModelConfig, Tokenizer};
 
 pub use filter::sample_token;
 pub use rng::SequenceRng;
@@ -270,7 +272,13 @@ impl Row {
 /// Generates one sample per seed of every request, all decoded in one batch.
 ///
 /// `tokenizer` decodes the output text (and finds stop strings); `on_token` sees every token
-/// appended to a sequence, in the order produced.
+/// appended to a sequence, in the order produced, and may stop the whole generation by
+/// returning [`ControlFlow::Break`]: it then ends after the current step with
+/// [`ModelError::Interrupted`].
+///
+/// The longest prompt plus `max_new_tokens` must fit the model's context
+/// (`max_position_embeddings`); the caller bounds the batch, whose cache
+/// [`generation_cache_bytes`] sizes.
 ///
 /// On the plain CPU device the model runs through [`CpuEngine`] (same weights, hand-written
 /// kernels); elsewhere through burn.
@@ -278,18 +286,84 @@ impl Row {
 /// # Errors
 ///
 /// [`ModelError::InvalidRequest`] for invalid sampling parameters or requests (empty prompt,
-/// more tokens than the model's context), and any error of the forward pass or of decoding.
+/// more tokens than the model's context), [`ModelError::Interrupted`] when `on_token` stopped
+/// it, and any error of the forward pass or of decoding.
 pub fn generate(
     model: &CausalLm,
     tokenizer: &Tokenizer,
     requests: &[GenerationRequest],
     params: &SamplingParams,
-    on_token: &mut dyn FnMut(&StreamEvent),
+    on_token: &mut dyn FnMut(&StreamEvent) -> ControlFlow<()>,
 ) -> Result<(Vec<GeneratedSequence>, GenerationStats), ModelError> {
-    match CpuEngine::new(model) {
-        Some(engine) => generate_with(&engine, tokenizer, requests, params, on_token),
-        None => generate_with(model, tokenizer, requests, params, on_token),
+    check_context(model.config(), requests, params)?;
+    // The inner steps report tokens through a plain callback; a break is remembered and acted
+    // on after the step.
+    let stopped = Cell::new(false);
+    let mut report = |event: &StreamEvent| {
+        if !stopped.get() && on_token(event).is_break() {
+            stopped.set(true);
+        }
+    };
+    let result = match CpuEngine::new(model) {
+        Some(engine) => generate_with(&engine, tokenizer, requests, params, &mut report, &stopped),
+        None => generate_with(model, tokenizer, requests, params, &mut report, &stopped),
+    };
+    if stopped.get() {
+        return Err(ModelError::Interrupted);
     }
+    result
+}
+
+/// Refuses requests whose longest prompt plus `max_new_tokens` does not fit the model's context
+/// before anything is allocated for them.
+fn check_context(
+    config: &ModelConfig,
+    requests: &[GenerationRequest],
+    params: &SamplingParams,
+) -> Result<(), ModelError> {
+    let longest = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+    let context = config.max_position_embeddings;
+    if longest
+        .checked_add(params.max_new_tokens)
+        .is_none_or(|needed| needed > context)
+    {
+        return Err(ModelError::InvalidRequest(format!(
+            "a prompt of {longest} tokens plus max_new_tokens {} does not fit the model's \
+             context of {context} positions (max_position_embeddings)",
+            params.max_new_tokens
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of key/value cache [`generate`] holds at its peak for `rows` samples of `prompts`
+/// distinct prompts padded to `prompt_len` tokens, each with room for `max_new_tokens` more:
+/// the prompt cache and the sample cache, briefly both. Callers size their batches with it.
+pub fn generation_cache_bytes(
+    config: &ModelConfig,
+    prompts: usize,
+    prompt_len: usize,
+    rows: usize,
+    max_new_tokens: usize,
+) -> u128 {
+    let product = |factors: &[usize]| {
+        factors
+            .iter()
+            .fold(1u128, |total, &factor| total.saturating_mul(factor as u128))
+    };
+    let per_position = product(&[
+        config.num_hidden_layers,
+        2,
+        config.num_key_value_heads,
+        config.head_dim,
+        std::mem::size_of::<f32>(),
+    ]);
+    let prompt_cache = product(&[prompts, prompt_len]).saturating_mul(per_position);
+    let positions = (prompt_len as u128).saturating_add(max_new_tokens as u128);
+    let sample_cache = (rows as u128)
+        .saturating_mul(positions)
+        .saturating_mul(per_position);
+    prompt_cache.saturating_add(sample_cache)
 }
 
 fn generate_with<D: Decoder>(
@@ -298,6 +372,7 @@ fn generate_with<D: Decoder>(
     requests: &[GenerationRequest],
     params: &SamplingParams,
     on_token: &mut dyn FnMut(&StreamEvent),
+    stopped: &Cell<bool>,
 ) -> Result<(Vec<GeneratedSequence>, GenerationStats), ModelError> {
     params.validate()?;
     let vocab = model.vocab_size();
@@ -385,6 +460,9 @@ fn generate_with<D: Decoder>(
 
     let decode_started = Instant::now();
     loop {
+        if stopped.get() {
+            return Err(ModelError::Interrupted);
+        }
         let unfinished = active.iter().filter(|&&r| rows[r].finish.is_none()).count();
         if unfinished == 0 {
             break;

@@ -12,6 +12,7 @@ use ponder_trainer::{
     AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LossConfig, LossKind, TrainError,
     TrainableModel, read_pairs, train_dpo,
 };
+use std::ops::ControlFlow;
 
 use crate::metrics::{HostTime, validation_mean};
 use crate::records::ValidationRecord;
@@ -183,7 +184,7 @@ impl ValidationHook<'_> {
             &self.checkpoint.tokenizer,
             &requests,
             &params,
-            &mut |_| {},
+            &mut |_| ControlFlow::Continue(()),
         )
         .map_err(|e| PipelineError::model("validation sampling", e))?;
         let mut rows = Vec::with_capacity(sequences.len());

@@ -6,6 +6,7 @@
 //! each chunk is written when done, so a killed phase keeps what it sampled. Seeds derive from
 //! the run seed, the iteration, the instruction id and the sample index.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use ponder_contract::{Message, OutputFormat};
@@ -126,6 +127,7 @@ pub fn run(
                         / started.elapsed().as_secs_f64().max(1e-9);
                     bar.set_message(format!("{rate:.0} tokens/s"));
                 }
+                ControlFlow::Continue(())
             },
         )
         .map_err(|e| PipelineError::model(format!("iteration {iteration}: sampling"), e))?;

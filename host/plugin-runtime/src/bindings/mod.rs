@@ -13,9 +13,11 @@ macro_rules! contract_bindings {
     ($wit:literal) => {
         /// World `judge`: imports `log` and `models`, exports `judging`.
         pub mod judge_world {
+            // `models` functions may trap: a call over its budget is interrupted in them.
             wasmtime::component::bindgen!({
                 path: $wit,
                 world: "judge",
+                imports: { "ponder:plugin/models": trappable },
             });
         }
 

@@ -130,9 +130,23 @@ pub fn parse_pair_row(text: &str, path: &Path, line: usize) -> Result<PairRow, T
 ///
 /// [`TrainError::Io`] when the file cannot be read, [`TrainError::PairRow`] for a malformed row.
 pub fn read_pairs(path: &Path) -> Result<Vec<PairRow>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    // Bytes, decoded line by line, so that invalid UTF-8 is reported with its line rather
+    // than as an error about the whole file.
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
     let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|e| {
+            row_error(
+                path,
+                index + 1,
+                "(row)",
+                format!(
+                    "not valid UTF-8 (at byte {} of the line)",
+                    e.valid_up_to() + 1
+                ),
+            )
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -323,6 +337,22 @@ mod tests {
                 "{text} -> {message}"
             );
         }
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.jsonl");
+        let good = br#"{"prompt":[{"role":"user","content":"x"}],"chosen":"a","rejected":"b"}"#;
+        let mut bytes = good.to_vec();
+        bytes.extend_from_slice(b"\n\n{\"prompt\": \"\xff\xfe\"}\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let message = read_pairs(&path).unwrap_err().to_string();
+        assert!(
+            message
+                .contains("pairs.jsonl:3: field `(row)`: not valid UTF-8 (at byte 13 of the line)"),
+            "{message}"
+        );
     }
 
     fn pair(len: usize) -> TokenizedPair {

@@ -3,16 +3,20 @@
 use std::path::{Path, PathBuf};
 
 /// Errors from reading pairs, training and writing checkpoints.
+///
+/// Like every ponder error type, each variant's message is complete on its own (the cause's text
+/// included) and no variant also reports that cause as its
+/// [`source`](std::error::Error::source), so `{err}` and anyhow's `{err:#}` both print every
+/// fact once.
 #[derive(thiserror::Error, Debug)]
 pub enum TrainError {
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained as the source).
+        error: std::io::Error,
     },
     /// A row of a pairs file is malformed.
     #[error("{}:{line}: field `{field}`: {message}", path.display())]
@@ -47,6 +51,18 @@ pub enum TrainError {
         /// The value.
         value: f64,
     },
+    /// An optimiser step left NaN or infinite weights; nothing was saved from it.
+    #[error(
+        "training produced non-finite weights at optimizer step {step}: parameter `{parameter}` \
+         holds NaN or infinity (nothing was saved from this step; check the optimizer settings \
+         and lower the learning rate)"
+    )]
+    NonFiniteWeights {
+        /// The optimiser step (1-based) after which the weights were checked.
+        step: u64,
+        /// The module path of the first parameter found non-finite.
+        parameter: String,
+    },
     /// Saved trainer state (optimiser, resume information, reference cache) is invalid.
     #[error("trainer state: {0}")]
     State(String),
@@ -54,10 +70,10 @@ pub enum TrainError {
 
 impl TrainError {
     /// An I/O error on `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::logps::LogProbModel;
 use crate::loss::LossConfig;
 use crate::model::TrainableModel;
 use crate::reference::{ReferenceLogps, compute_logps};
-use crate::train::{MicroBatch, micro_step};
+use crate::train::{MicroBatch, micro_step, weight_normalisation};
 
 /// Evaluates the DPO loss and reward statistics of `model` on `pairs` without gradients
 /// (validation): returns `(loss, mean reward margin, reward accuracy)`. `_device` is kept for
@@ -28,7 +28,7 @@ pub fn evaluate_pairs<M: TrainableModel>(
     batch_pairs: usize,
     _device: &Device,
 ) -> Result<(f64, f64, f64), TrainError> {
-    let total: f64 = pairs.iter().map(|p| p.weight).sum();
+    let (scale, total) = weight_normalisation(pairs.iter().map(|p| p.weight));
     if total <= 0.0 {
         return Err(TrainError::Config(
             "validation pairs have zero total weight".to_string(),
@@ -42,6 +42,7 @@ pub fn evaluate_pairs<M: TrainableModel>(
         let micro = MicroBatch {
             pairs: &batch,
             reference: &refs,
+            weight_scale: scale,
             weight_total: total,
         };
         let stats = micro_step(model, &micro, loss, 0, None)?;

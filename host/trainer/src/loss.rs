@@ -81,6 +81,7 @@ impl LossConfig {
                 self.beta
             )));
         }
+        // `contains` is false for NaN too
         if !(0.0..0.5).contains(&self.label_smoothing) {
             return Err(TrainError::Config(format!(
                 "label smoothing must be in [0, 0.5), got {}",

@@ -47,14 +47,19 @@ impl Default for AdamWConfig {
     }
 }
 
-/// Walks a module and records the dotted path of every float parameter.
-#[derive(Default)]
-struct PathCollector {
-    path: Vec<String>,
-    found: Vec<(ParamId, String)>,
+/// What [`PathWalker`] does with each float parameter, given its dotted module path.
+trait ParameterVisit {
+    fn parameter<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>);
 }
 
-impl ModuleVisitor for PathCollector {
+/// Walks a module keeping the dotted module path (the key of the optimiser state) and hands
+/// every float parameter to `visit`.
+struct PathWalker<V> {
+    path: Vec<String>,
+    visit: V,
+}
+
+impl<V: ParameterVisit> ModuleVisitor for PathWalker<V> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -62,15 +67,69 @@ impl ModuleVisitor for PathCollector {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.found.push((param.id, self.path.join(".")));
+        self.visit.parameter(&self.path.join("."), param);
+    }
+}
+
+/// Runs `visit` over every float parameter of `module`, in traversal order; returns it.
+fn walk<M: Module, V: ParameterVisit>(module: &M, visit: V) -> V {
+    let mut walker = PathWalker {
+        path: Vec::new(),
+        visit,
+    };
+    module.visit(&mut walker);
+    walker.visit
+}
+
+/// Records `(id, path)` of every parameter.
+struct PathCollector(Vec<(ParamId, String)>);
+
+impl ParameterVisit for PathCollector {
+    fn parameter<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+        self.0.push((param.id, path.to_string()));
+    }
+}
+
+/// Records `(path, element count)` of every parameter.
+struct SizeCollector(Vec<(String, usize)>);
+
+impl ParameterVisit for SizeCollector {
+    fn parameter<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+        self.0
+            .push((path.to_string(), param.val().shape().num_elements()));
+    }
+}
+
+/// Keeps the path of the first parameter holding a NaN or an infinity.
+struct NonFiniteFinder(Option<String>);
+
+impl ParameterVisit for NonFiniteFinder {
+    fn parameter<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+        if self.0.is_some() {
+            return;
+        }
+        let bad = param
+            .val()
+            .inner()
+            .is_finite()
+            .bool_not()
+            .any()
+            .into_scalar::<bool>();
+        if bad {
+            self.0 = Some(path.to_string());
+        }
     }
 }
 
 /// `(id, module path)` of every float parameter of a module, in traversal order.
 pub fn parameter_paths<M: Module>(module: &M) -> Vec<(ParamId, String)> {
-    let mut collector = PathCollector::default();
-    module.visit(&mut collector);
-    collector.found
+    walk(module, PathCollector(Vec::new())).0
+}
+
+/// The module path of the first float parameter of `module` that holds a NaN or an infinity,
+/// if any: what must never be saved as a trained model.
+pub fn first_non_finite_parameter<M: Module>(module: &M) -> Option<String> {
+    walk(module, NonFiniteFinder(None)).0
 }
 
 /// Moves gradients out of a backward pass into the accumulator (flattened, without autodiff).
@@ -338,6 +397,18 @@ impl AdamW {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             let len = values.len();
+            let second_moment = name.starts_with("exp_avg_sq.");
+            // A NaN, or a negative second moment (its square root is taken), would silently
+            // turn the next update into NaN weights.
+            if let Some(position) = values
+                .iter()
+                .position(|v| !v.is_finite() || (second_moment && *v < 0.0))
+            {
+                return Err(bad(format!(
+                    "tensor {name} holds {} at index {position}",
+                    values[position]
+                )));
+            }
             let tensor = Tensor::<1>::from_data(TensorData::new(values, [len]), device);
             if let Some(key) = name.strip_prefix("exp_avg_sq.") {
                 second.insert(key.to_string(), tensor);
@@ -352,6 +423,12 @@ impl AdamW {
             let exp_avg_sq = second
                 .remove(&key)
                 .ok_or_else(|| bad(format!("exp_avg_sq.{key} missing")))?;
+            let (first_len, second_len) = (exp_avg.dims()[0], exp_avg_sq.dims()[0]);
+            if first_len != second_len {
+                return Err(bad(format!(
+                    "exp_avg.{key} has {first_len} values but exp_avg_sq.{key} has {second_len}"
+                )));
+            }
             moments.insert(
                 key,
                 Moments {
@@ -360,12 +437,53 @@ impl AdamW {
                 },
             );
         }
+        if let Some(key) = second.keys().min() {
+            return Err(bad(format!("exp_avg.{key} missing")));
+        }
         Ok(Self {
             config,
             step,
             moments,
         })
     }
+
+    /// Checks restored state against the model it is to update: every moment must belong to a
+    /// parameter of `module` and have one value per element of it. The update itself cannot
+    /// tell (burn panics on mismatched shapes deep inside the step), so state saved for
+    /// another model, another LoRA set-up or a damaged file is refused here, naming `path`
+    /// (the file the state came from).
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::State`] naming `path`, the parameter and both sizes.
+    pub fn check_matches<M: Module>(&self, module: &M, path: &Path) -> Result<(), TrainError> {
+        let sizes: HashMap<String, usize> = parameter_sizes(module).into_iter().collect();
+        let mut keys: Vec<&String> = self.moments.keys().collect();
+        keys.sort();
+        for key in keys {
+            let expected = sizes.get(key.as_str()).copied();
+            let found = self.moments[key].exp_avg.dims()[0];
+            let problem = match expected {
+                None => format!("holds moments for `{key}`, which is not a parameter of the model"),
+                Some(expected) if expected != found => format!(
+                    "holds {found} moment values for `{key}`, but that parameter has {expected} \
+                     elements"
+                ),
+                Some(_) => continue,
+            };
+            return Err(TrainError::State(format!(
+                "{}: {problem}; the optimizer state does not belong to this model (delete the \
+                 checkpoint directory to start over)",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `(module path, element count)` of every float parameter of a module, in traversal order.
+pub fn parameter_sizes<M: Module>(module: &M) -> Vec<(String, usize)> {
+    walk(module, SizeCollector(Vec::new())).0
 }
 
 /// Copies a float tensor to the host as `f32`.

@@ -195,11 +195,9 @@ impl<'a> RunDir<'a> {
                 M::from_checkpoint(&resumed, train_device)?
             }
         };
-        let optimizer = AdamW::load(
-            config.optimizer,
-            &dir.join(OPTIMIZER_FILE),
-            optimizer_device,
-        )?;
+        let optimizer_file = dir.join(OPTIMIZER_FILE);
+        let optimizer = AdamW::load(config.optimizer, &optimizer_file, optimizer_device)?;
+        optimizer.check_matches(&model, &optimizer_file)?;
         Ok(Start {
             model,
             optimizer,

@@ -20,7 +20,7 @@ use crate::logps::pair_batch;
 use crate::loss::{LossConfig, PairLogps, preference_loss};
 use crate::metrics::{MetricsWriter, StepMetrics};
 pub use crate::model::TrainableModel;
-use crate::optim::{AdamW, GradientAccumulator};
+use crate::optim::{AdamW, GradientAccumulator, first_non_finite_parameter};
 use crate::reference::{
     ReferenceLogps, cache_key, compute_logps, hash_weights, load_cached, store_cache,
 };
@@ -117,8 +117,24 @@ pub struct MicroBatch<'a> {
     pub pairs: &'a [&'a TokenizedPair],
     /// Reference log-probs, one per pair.
     pub reference: &'a [ReferenceLogps],
-    /// Sum of the weights of every pair of the optimiser step.
+    /// The largest weight of the optimiser step's pairs: weights are divided by it before
+    /// they are summed, so that weights near `f64::MAX` cannot sum to infinity (which would
+    /// give every pair weight 0). 1 for weights that are known to be small.
+    pub weight_scale: f64,
+    /// Sum of the weights of every pair of the optimiser step, each divided by
+    /// `weight_scale` (see [`weight_normalisation`]).
     pub weight_total: f64,
+}
+
+/// `(weight_scale, weight_total)` of [`MicroBatch`] for the pairs of one optimiser step (or
+/// one evaluation): the largest weight, and the sum of the weights divided by it, which is at
+/// most the number of pairs and so never overflows. `(1, 0)` when every weight is 0.
+pub fn weight_normalisation(weights: impl IntoIterator<Item = f64> + Clone) -> (f64, f64) {
+    let scale = weights.clone().into_iter().fold(0.0_f64, f64::max);
+    if scale <= 0.0 {
+        return (1.0, 0.0);
+    }
+    (scale, weights.into_iter().map(|w| w / scale).sum())
 }
 
 /// The result of one micro-batch forward (and backward).
@@ -155,6 +171,7 @@ pub fn micro_step<M: TrainableModel>(
     let MicroBatch {
         pairs,
         reference,
+        weight_scale,
         weight_total,
     } = *batch;
     let n = pairs.len();
@@ -176,7 +193,7 @@ pub fn micro_step<M: TrainableModel>(
         weights: vector(
             pairs
                 .iter()
-                .map(|p| (p.weight / weight_total) as f32)
+                .map(|p| (p.weight / weight_scale / weight_total) as f32)
                 .collect(),
         ),
     };
@@ -292,12 +309,13 @@ impl Loop<'_> {
         let planned = &self.steps[index];
         let step = index as u64 + 1;
         let started = Instant::now();
-        let weight_total: f64 = planned
-            .micro
-            .iter()
-            .flatten()
-            .map(|&i| self.pairs[i].weight)
-            .sum();
+        let (weight_scale, weight_total) = weight_normalisation(
+            planned
+                .micro
+                .iter()
+                .flatten()
+                .map(|&i| self.pairs[i].weight),
+        );
         let mut grads = GradientAccumulator::new();
         let mut totals = StepTotals::default();
         if weight_total > 0.0 {
@@ -307,6 +325,7 @@ impl Loop<'_> {
                 let micro = MicroBatch {
                     pairs: &batch,
                     reference: &refs,
+                    weight_scale,
                     weight_total,
                 };
                 totals.add(micro_step(
@@ -395,7 +414,9 @@ fn evaluate_and_keep_best<M: TrainableModel>(
 ///
 /// [`TrainError::Config`] for an invalid configuration, pairs without tokens or a run directory
 /// holding a run with other LoRA settings; [`TrainError::Checkpoint`] / [`TrainError::Model`]
-/// when a model does not load, build or save; [`TrainError::NonFinite`] when training diverges;
+/// when a model does not load, build or save; [`TrainError::NonFinite`] when training diverges
+/// ([`TrainError::NonFiniteWeights`] when an update leaves NaN or infinite weights; such a
+/// model is never saved);
 /// [`TrainError::Io`] / [`TrainError::State`] when the run directory cannot be written or its
 /// state read; any error of the eval hook.
 pub fn train_dpo<M: TrainableModel>(
@@ -476,6 +497,15 @@ pub fn train_dpo<M: TrainableModel>(
             .save_every
             .is_some_and(|every| step.is_multiple_of(every));
         let saving = run.ends_epoch(index) || periodic;
+        let is_last = index + 1 == run.steps.len();
+        // A finite loss does not prove finite weights: the update of this step is applied after
+        // it. Checked before anything sees or saves the model (the check reads every weight
+        // once, so not after every step).
+        if (saving || is_last)
+            && let Some(parameter) = first_non_finite_parameter(&model)
+        {
+            return Err(TrainError::NonFiniteWeights { step, parameter });
+        }
         if saving && let Some(hook) = hook.as_deref_mut() {
             record.eval = Some(evaluate_and_keep_best(
                 hook,
@@ -488,7 +518,6 @@ pub fn train_dpo<M: TrainableModel>(
         }
         metrics.append(&record)?;
         last = Some(record);
-        let is_last = index + 1 == run.steps.len();
         if saving && !is_last {
             run_dir.save_checkpoint(
                 &model,

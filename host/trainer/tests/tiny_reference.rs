@@ -131,6 +131,7 @@ fn gradients(
         let micro = MicroBatch {
             pairs: &[&pairs[i]],
             reference: &[reference[i]],
+            weight_scale: 1.0,
             weight_total: indices.len() as f64,
         };
         let stats = micro_step(model, &micro, loss, 1, Some(&mut grads)).expect("micro step");

@@ -420,6 +420,7 @@ fn a_lora_step_trains_only_the_adapters() {
     let micro = MicroBatch {
         pairs: &batch,
         reference: &reference,
+        weight_scale: 1.0,
         weight_total: total,
     };
     micro_step(&model, &micro, &LossConfig::default(), 1, Some(&mut grads)).unwrap();
@@ -609,4 +610,145 @@ fn resuming_with_other_lora_settings_is_refused() {
     )
     .unwrap();
     assert_eq!(outcome.steps, 4);
+}
+
+// ---- hardening: state that does not fit, updates that leave NaN, weights that overflow ----
+
+#[test]
+fn resuming_with_optimizer_moments_of_the_wrong_length_is_refused() {
+    let policy = load("policy");
+    let reference = load("llama");
+    let rows = pairs();
+    let dir = tempfile::tempdir().unwrap();
+    let config = resume_config(None);
+    train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, dir.path()),
+        &config,
+        Some(&mut StopAt(Some(3))),
+    )
+    .expect_err("the hook interrupts the run");
+    let file = dir
+        .path()
+        .join("checkpoints/step-000002/optimizer.safetensors");
+    // Rewrite the state with both moments of one parameter one value short, as a state saved
+    // for another model would be.
+    let bytes = std::fs::read(&file).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let victim = names[0]
+        .strip_prefix("exp_avg.")
+        .expect("exp_avg.* sorts first")
+        .to_string();
+    let buffers: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .map(|name| {
+            let data = tensors.tensor(name).unwrap().data().to_vec();
+            let shortened =
+                *name == format!("exp_avg.{victim}") || *name == format!("exp_avg_sq.{victim}");
+            let keep = if shortened {
+                data.len() - 4
+            } else {
+                data.len()
+            };
+            (name.clone(), data[..keep].to_vec())
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = buffers
+        .iter()
+        .map(|(name, data)| {
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![data.len() / 4],
+                data,
+            )
+            .unwrap();
+            (name.clone(), view)
+        })
+        .collect();
+    std::fs::write(
+        &file,
+        safetensors::tensor::serialize(views, metadata).unwrap(),
+    )
+    .unwrap();
+
+    let error = train_dpo::<CausalLm>(
+        &job(&policy, &reference, &rows, dir.path()),
+        &config,
+        Some(&mut StopAt(None)),
+    )
+    .expect_err("mismatched optimizer state is refused, not a panic");
+    let message = error.to_string();
+    assert!(
+        message.contains("step-000002/optimizer.safetensors"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("`{victim}`")), "{message}");
+    assert!(
+        message.contains("does not belong to this model"),
+        "{message}"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn an_update_that_leaves_non_finite_weights_fails_and_saves_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let policy = load("policy");
+    let reference = load("llama");
+    let rows = pairs();
+    // One step (all four pairs in one batch) whose loss is finite, but whose step size does not
+    // fit in float32: every updated weight becomes infinite or NaN.
+    let mut config = config(1);
+    config.batch = BatchSizeConfig::Pairs(4);
+    config.optimizer.lr = 1e39;
+    config.optimizer.weight_decay = 0.0;
+    let error = train_dpo::<CausalLm>(&job(&policy, &reference, &rows, out.path()), &config, None)
+        .expect_err("non-finite weights are an error");
+    assert!(
+        matches!(error, TrainError::NonFiniteWeights { step: 1, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("non-finite weights"), "{error}");
+    assert!(!out.path().join("model").exists());
+    assert!(!out.path().join("trainer_state.json").exists());
+}
+
+#[test]
+fn weights_near_the_float_limit_train_like_equal_weights() {
+    let policy = load("policy");
+    let reference = load("llama");
+    let plain = pairs();
+    let huge: Vec<PairRow> = pairs()
+        .into_iter()
+        .map(|row| PairRow {
+            weight: 1e308,
+            ..row
+        })
+        .collect();
+    let run = |rows: &[PairRow]| {
+        let out = tempfile::tempdir().unwrap();
+        let outcome = train_dpo::<CausalLm>(
+            &job(&policy, &reference, rows, out.path()),
+            &config(1),
+            None,
+        )
+        .expect("trains");
+        outcome.last.expect("a step ran")
+    };
+    let (a, b) = (run(&plain), run(&huge));
+    assert!(b.loss > 0.0, "the loss of huge weights is {}", b.loss);
+    common::assert_rel("loss", b.loss, a.loss);
+    common::assert_rel("grad norm", b.grad_norm, a.grad_norm);
+}
+
+#[test]
+fn weight_normalisation_never_overflows() {
+    use ponder_trainer::train::weight_normalisation;
+    assert_eq!(weight_normalisation([1e308, 1e308, 1e308]), (1e308, 3.0));
+    assert_eq!(weight_normalisation([2.0, 1.0]), (2.0, 1.5));
+    assert_eq!(weight_normalisation([0.0, 0.0]), (1.0, 0.0));
+    assert_eq!(weight_normalisation(std::iter::empty::<f64>()), (1.0, 0.0));
 }

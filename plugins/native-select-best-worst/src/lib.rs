@@ -82,6 +82,23 @@ mod tests {
     }
 
     #[test]
+    fn scores_near_the_float_limit_pair_over_the_abi() {
+        // Either margin a concurrent test may configure (0 or 0.1) is below best − worst, which
+        // overflows to infinity here.
+        let (status, text) = call(ponder_plugin_configure, "{}");
+        assert_eq!((status, text.as_str()), (STATUS_OK, "null"));
+        let groups =
+            r#"[[{"score": -1.7e308, "parsed": true}, {"score": 1.7e308, "parsed": true}]]"#;
+        let (status, text) = call(ponder_plugin_select, groups);
+        assert_eq!(status, STATUS_OK, "{text}");
+        let pairs: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(
+            pairs,
+            serde_json::json!([[{"chosen": 1, "rejected": 0, "weight": 1.0}]])
+        );
+    }
+
+    #[test]
     fn errors_come_back_as_statuses() {
         let (status, text) = call(ponder_plugin_configure, r#"{"min_margin": -1}"#);
         assert_eq!(status, STATUS_PLUGIN_ERROR);

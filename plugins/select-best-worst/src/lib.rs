@@ -98,6 +98,21 @@ mod tests {
     }
 
     #[test]
+    fn scores_near_the_float_limit_still_pair() {
+        // best − worst overflows to infinity, which is still above any margin
+        let pairs = select(&[vec![scored(-f64::MAX), scored(f64::MAX), scored(0.0)]]);
+        assert_eq!(pairs, vec![vec![Pair::new(1, 0).unwrap()]]);
+        let mut selector = BestWorst::configure(r#"{"min_margin": 1e308}"#).unwrap();
+        let pairs = selector
+            .select(&[
+                vec![scored(1e308), scored(-1e308)],
+                vec![scored(1e308), scored(0.5e308)],
+            ])
+            .unwrap();
+        assert_eq!(pairs, vec![vec![Pair::new(0, 1).unwrap()], vec![]]);
+    }
+
+    #[test]
     fn margin_from_config() {
         let mut selector = BestWorst::configure(r#"{"min_margin": 0.5}"#).unwrap();
         let pairs = selector.select(&[vec![scored(0.1), scored(0.4)]]).unwrap();

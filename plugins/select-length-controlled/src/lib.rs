@@ -99,13 +99,27 @@ fn penalised_scores(
         .map(|&i| group[i].score.unwrap_or(0.0))
         .collect();
     let lengths: Vec<f64> = indices.iter().map(|&i| length(&group[i], unit)).collect();
-    let z_score = stats::z_scores(&scores);
+    let z_score = scale_free_z_scores(&scores);
     let z_length = stats::z_scores(&lengths);
     z_score
         .iter()
         .zip(&z_length)
         .map(|(score, length)| score - rho * length)
         .collect()
+}
+
+/// z-scores of `values`, computed on the values divided by their largest magnitude. z-scores do
+/// not change under scaling, and scores near ±`f64::MAX` would otherwise overflow the sum and
+/// the variance to infinity, which makes every z-score 0 and hides a clear preference.
+fn scale_free_z_scores(values: &[f64]) -> Vec<f64> {
+    let largest = values
+        .iter()
+        .fold(0.0_f64, |max, value| max.max(value.abs()));
+    if !(largest.is_finite() && largest > 0.0) {
+        return stats::z_scores(values);
+    }
+    let scaled: Vec<f64> = values.iter().map(|value| value / largest).collect();
+    stats::z_scores(&scaled)
 }
 
 fn length(candidate: &Candidate, unit: LengthUnit) -> f64 {
@@ -290,6 +304,28 @@ mod tests {
             .unwrap();
         assert!(pairs[0].is_empty());
         assert_eq!(pairs[1], vec![Pair::new(0, 1).unwrap()]);
+    }
+
+    #[test]
+    fn scores_near_the_float_limit_keep_their_preference() {
+        // Without scaling, the variance of ±1e308 is infinite and every z-score 0: no pair.
+        for (high, low) in [(1e308, -1e308), (f64::MAX, f64::MAX / 2.0), (1.7e308, 0.0)] {
+            let groups = vec![vec![scored(low, 30), scored(high, 40), scored(low, 20)]];
+            let pairs = selector(r#"{"rho": 0.3}"#).select(&groups).unwrap();
+            assert_eq!(pairs[0].len(), 1, "{high} vs {low}: {pairs:?}");
+            assert_eq!(pairs[0][0].chosen, 1, "{high} vs {low}");
+        }
+        // the same ranking as the same scores at an ordinary scale
+        let scaled = |factor: f64| {
+            let group = vec![
+                scored(0.9 * factor, 400),
+                scored(0.88 * factor, 50),
+                scored(0.1 * factor, 100),
+            ];
+            selector(r#"{"rho": 0.5}"#).select(&[group]).unwrap()
+        };
+        assert_eq!(scaled(1e308), scaled(1.0));
+        assert_eq!(scaled(1e-300), scaled(1.0));
     }
 
     #[test]

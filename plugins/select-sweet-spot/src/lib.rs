@@ -25,13 +25,26 @@ impl SweetSpot {
         }
         let scores: Vec<f64> = scored.iter().map(|(_, score)| *score).collect();
         let best = stats::argmax(&scores)?;
-        let target = stats::mean(&scores) - 2.0 * stats::std_dev(&scores);
+        // In units of the largest magnitude: the nearest candidate to μ − 2σ does not depend on
+        // the unit, and scores near ±f64::MAX would overflow μ and σ to infinity (a NaN target
+        // makes every candidate equally near).
+        let unit = scores
+            .iter()
+            .fold(0.0_f64, |max, score| max.max(score.abs()));
+        let unit = if unit.is_finite() && unit > 0.0 {
+            unit
+        } else {
+            1.0
+        };
+        let in_units: Vec<f64> = scores.iter().map(|score| score / unit).collect();
+        let target = stats::mean(&in_units) - 2.0 * stats::std_dev(&in_units);
         let rejected = scored
             .iter()
+            .zip(&in_units)
             .enumerate()
-            .filter(|(position, (_, score))| *position != best && *score < scores[best])
-            .min_by(|(_, (_, a)), (_, (_, b))| (a - target).abs().total_cmp(&(b - target).abs()))
-            .map(|(_, (index, _))| *index)?;
+            .filter(|(position, ((_, score), _))| *position != best && *score < scores[best])
+            .min_by(|(_, (_, a)), (_, (_, b))| (*a - target).abs().total_cmp(&(*b - target).abs()))
+            .map(|(_, ((index, _), _))| *index)?;
         Pair::new(scored[best].0, rejected)
     }
 }
@@ -87,6 +100,23 @@ mod tests {
         group.push(scored(0.0));
         group.push(scored(-1.0));
         assert_eq!(select(&[group]), vec![vec![Pair::new(0, 20).unwrap()]]);
+    }
+
+    #[test]
+    fn scores_near_the_float_limit_pick_as_at_an_ordinary_scale() {
+        // The ten scores of the first test, then scaled to the float limit: μ and σ of the raw
+        // values overflow; the pick must not change.
+        let group = |factor: f64| -> Vec<Candidate> {
+            let mut group: Vec<Candidate> =
+                (0..10).map(|s| scored(f64::from(s) * factor)).collect();
+            group.push(scored(-9.0 * factor));
+            group
+        };
+        let expected = select(&[group(1.0)]);
+        assert_eq!(expected, vec![vec![Pair::new(9, 10).unwrap()]]);
+        for factor in [1.7e307, 1e300, 1e-300] {
+            assert_eq!(select(&[group(factor)]), expected, "factor {factor}");
+        }
     }
 
     #[test]

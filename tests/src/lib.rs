@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -36,6 +37,33 @@ pub fn plugin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A guest plugin of `tests/guests/` (hostile plugins and test templates, a workspace of its
+/// own), e.g. `hostile-marked-judge`. The first call builds them all with `cargo build --release
+/// --target wasm32-wasip2` into `target/guests`: a target directory of its own, so the build does
+/// not wait on the lock of the running `cargo test`.
+pub fn test_guest(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = root();
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("tests/guests/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join("target/guests"))
+            .status()
+            .expect("running cargo to build tests/guests");
+        assert!(status.success(), "building tests/guests failed");
+        root.join("target/guests/wasm32-wasip2/release")
+    });
+    dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
 }
 
 /// What a command did.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ponder_e2e::{Outcome, plugin, ponder_binary, root};
+use ponder_e2e::{Outcome, plugin, ponder_binary, root, test_guest};
 use ponder_test_support::tiny_model_dir;
 
 /// The manifest of the test runs, with `extra` TOML appended (later keys of a table must be set
@@ -544,11 +544,16 @@ fn bad_input_is_named_and_damages_nothing() {
     assert!(!scratch.run_dir().join("iter-1").exists());
 }
 
-#[test]
-fn judge_failures_on_some_rows_are_skipped_and_counted_or_stop_the_run() {
+/// A scratch run of one iteration over the first eight rows of data/train.jsonl, in file order,
+/// all eight in one sampling batch and one judge call (so a call that fails as a whole holds rows
+/// that do not fail too). `edit` changes row `index` before it is written; `policy` is
+/// `run.on_row_failure`; `replace` edits the manifest further.
+fn eight_row_run(
+    edit: &dyn Fn(usize, &mut serde_json::Value),
+    policy: &str,
+    replace: &[(&str, &str)],
+) -> (Scratch, PathBuf) {
     let scratch = Scratch::new();
-    let dir = scratch.dir.path();
-    // Eight instructions, one of them with constraints the judge cannot check.
     let mut text = String::new();
     for (index, line) in std::fs::read_to_string(root().join("data/train.jsonl"))
         .expect("train")
@@ -557,40 +562,59 @@ fn judge_failures_on_some_rows_are_skipped_and_counted_or_stop_the_run() {
         .enumerate()
     {
         let mut row: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        edit(index, &mut row);
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    let rows = scratch.dir.path().join("rows.jsonl");
+    std::fs::write(&rows, text).expect("write rows");
+    let train = root().join("data/train.jsonl").display().to_string();
+    let rows = rows.display().to_string();
+    let iterations = format!("iterations = 1\non_row_failure = \"{policy}\"");
+    let mut edits = vec![
+        (train.as_str(), rows.as_str()),
+        ("iterations = 2", iterations.as_str()),
+        ("per_iteration = 4", "per_iteration = 8\nshuffle = false"),
+        ("batch_prompts = 2", "batch_prompts = 8"),
+    ];
+    edits.extend_from_slice(replace);
+    let manifest = scratch.write_manifest(&edits);
+    (scratch, manifest)
+}
+
+/// The rows of a run file of iteration 1 (`judgments.jsonl`, `samples.jsonl`).
+fn iteration_rows(run: &Path, file: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("iter-1").join(file))
+        .expect("run file")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect()
+}
+
+/// The iteration's `failed_rows` metric.
+fn failed_rows_metric(run: &Path) -> u64 {
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    let record: serde_json::Value = serde_json::from_str(metrics.trim()).expect("JSON");
+    record["failed_rows"].as_u64().expect("failed_rows")
+}
+
+#[test]
+fn judge_failures_on_some_rows_are_skipped_and_counted_or_stop_the_run() {
+    // One of the eight instructions has constraints the judge cannot check.
+    let unknown_constraint = |index: usize, row: &mut serde_json::Value| {
         if index == 0 {
             row["metadata"]["instruction_id_list"] = serde_json::json!(["no_such:constraint"]);
             row["metadata"]["kwargs"] = serde_json::json!([{}]);
         }
-        text.push_str(&row.to_string());
-        text.push('\n');
-    }
-    let rows = dir.join("rows.jsonl");
-    std::fs::write(&rows, text).expect("write rows");
-    let train = root().join("data/train.jsonl").display().to_string();
-    let rows = rows.display().to_string();
-    let skip = scratch.write_manifest(&[
-        (&train, &rows),
-        ("iterations = 2", "iterations = 1"),
-        ("per_iteration = 4", "per_iteration = 8\nshuffle = false"),
-    ]);
-    let skipped = scratch.train(&skip, &[]);
-    assert_ok(&skipped);
-    let metrics = std::fs::read_to_string(scratch.run_dir().join("metrics.jsonl")).expect("m");
-    let record: serde_json::Value = serde_json::from_str(metrics.trim()).expect("JSON");
-    assert_eq!(record["failed_rows"], 1, "{record}");
+    };
+    let (scratch, skip) = eight_row_run(&unknown_constraint, "skip", &[]);
+    assert_ok(&scratch.train(&skip, &[]));
+    assert_eq!(failed_rows_metric(&scratch.run_dir()), 1);
     let judgments =
         std::fs::read_to_string(scratch.run_dir().join("iter-1/judgments.jsonl")).expect("j");
     assert_eq!(judgments.matches("\"failure\"").count(), 1, "{judgments}");
 
-    let stop_scratch = Scratch::new();
-    let stop = stop_scratch.write_manifest(&[
-        (&train, &rows),
-        (
-            "iterations = 2",
-            "iterations = 1\non_row_failure = \"stop\"",
-        ),
-        ("per_iteration = 4", "per_iteration = 8\nshuffle = false"),
-    ]);
+    let (stop_scratch, stop) = eight_row_run(&unknown_constraint, "stop", &[]);
     let stopped = stop_scratch.train(&stop, &[]);
     assert_fails_with(&stopped, &["judge-constraints", "no_such:constraint"]);
     assert!(
@@ -599,5 +623,128 @@ fn judge_failures_on_some_rows_are_skipped_and_counted_or_stop_the_run() {
             .join("iter-1/samples.jsonl")
             .is_file(),
         "the samples survive the stop"
+    );
+}
+
+#[test]
+fn a_judge_call_that_fails_as_a_whole_fails_only_its_marked_rows() {
+    // In the one judge call over all eight rows, row 1 makes the judge trap and row 5 makes it
+    // return one score too few: the host bisects the call down to those two rows.
+    let mark = |index: usize, row: &mut serde_json::Value| {
+        let marker = match index {
+            1 => " [trap]",
+            5 => " [short]",
+            _ => return,
+        };
+        let content = row["prompt"][0]["content"].as_str().expect("content");
+        row["prompt"][0]["content"] = serde_json::json!(format!("{content}{marker}"));
+    };
+    // thought-direct: every non-empty output parses, so every row reaches the judge.
+    let template = plugin("thought-generic").display().to_string();
+    let direct = plugin("thought-direct").display().to_string();
+    let judge = plugin("judge-constraints").display().to_string();
+    let marked_judge = test_guest("hostile-marked-judge").display().to_string();
+    let replace = [
+        (template.as_str(), direct.as_str()),
+        (judge.as_str(), marked_judge.as_str()),
+    ];
+
+    let (scratch, skip) = eight_row_run(&mark, "skip", &replace);
+    assert_ok(&scratch.train(&skip, &[]));
+    let run = scratch.run_dir();
+    assert_eq!(failed_rows_metric(&run), 2);
+    for (index, judgment) in iteration_rows(&run, "judgments.jsonl").iter().enumerate() {
+        let failure = judgment["failure"].as_str();
+        match index {
+            1 => assert!(
+                failure.is_some_and(|f| f.contains("unreachable")),
+                "{judgment}"
+            ),
+            5 => assert!(
+                failure.is_some_and(|f| f.contains("scores for")),
+                "{judgment}"
+            ),
+            _ => {
+                assert!(failure.is_none(), "row {index} failed: {judgment}");
+                // The judge's verdicts of the rows that shared the failed calls are kept.
+                let candidates = judgment["candidates"].as_array().expect("candidates");
+                for candidate in candidates.iter().filter(|c| c["parsed"] == true) {
+                    assert!(candidate["score"].is_number(), "row {index}: {candidate}");
+                }
+            }
+        }
+    }
+    // The same seed gives the same bytes, bisection included.
+    let (again, skip_again) = eight_row_run(&mark, "skip", &replace);
+    assert_ok(&again.train(&skip_again, &[]));
+    let (first, second) = (artifacts(&run), artifacts(&again.run_dir()));
+    assert_eq!(first.len(), second.len(), "different files");
+    // run.json names the rows file, which each scratch directory has its own copy of.
+    for (path, bytes) in first
+        .iter()
+        .filter(|(path, _)| *path != Path::new("run.json"))
+    {
+        assert!(
+            second.get(path) == Some(bytes),
+            "{} differs between two runs with the same seed",
+            path.display()
+        );
+    }
+
+    let (stop_scratch, stop) = eight_row_run(&mark, "stop", &replace);
+    assert_fails_with(
+        &stop_scratch.train(&stop, &[]),
+        &["hostile_marked_judge", "unreachable"],
+    );
+}
+
+#[test]
+fn a_template_whose_parse_traps_on_some_outputs_fails_only_their_rows() {
+    // The marked template traps on an output whose length in bytes is a multiple of 5.
+    let traps = |output: &serde_json::Value| {
+        output["text"]
+            .as_str()
+            .expect("text")
+            .len()
+            .is_multiple_of(5)
+    };
+    let template = plugin("thought-generic").display().to_string();
+    let marked_template = test_guest("hostile-marked-template").display().to_string();
+    let replace = [(template.as_str(), marked_template.as_str())];
+
+    let (scratch, skip) = eight_row_run(&|_, _| {}, "skip", &replace);
+    assert_ok(&scratch.train(&skip, &[]));
+    let run = scratch.run_dir();
+    let samples = iteration_rows(&run, "samples.jsonl");
+    let judgments = iteration_rows(&run, "judgments.jsonl");
+    let mut failing = 0;
+    for (sample, judgment) in samples.iter().zip(&judgments) {
+        let outputs = sample["outputs"].as_array().expect("outputs");
+        let trapped = outputs.iter().filter(|output| traps(output)).count();
+        let candidates = judgment["candidates"].as_array().expect("candidates");
+        let unparsed = candidates.iter().filter(|c| c["parsed"] == false).count();
+        assert_eq!(unparsed, trapped, "{judgment}");
+        assert_eq!(judgment["failure"].is_string(), trapped > 0, "{judgment}");
+        if trapped > 0 {
+            failing += 1;
+        } else {
+            assert!(
+                candidates.iter().all(|c| c["score"].is_number()),
+                "{judgment}"
+            );
+        }
+    }
+    assert!(
+        failing > 0 && failing < samples.len(),
+        "this seed's outputs should make some rows fail and not others ({failing} of {})",
+        samples.len()
+    );
+    // A row counts once, however many of its outputs trapped.
+    assert_eq!(failed_rows_metric(&run), failing as u64);
+
+    let (stop_scratch, stop) = eight_row_run(&|_, _| {}, "stop", &replace);
+    assert_fails_with(
+        &stop_scratch.train(&stop, &[]),
+        &["hostile_marked_template", "parse", "unreachable"],
     );
 }

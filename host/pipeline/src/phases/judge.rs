@@ -4,8 +4,12 @@
 //!
 //! Instructions are judged in chunks, each written when done; each chunk gets a freshly
 //! instantiated judge, so its result does not depend on where an interrupted phase resumed. When
-//! a call fails as a whole, its rows are retried one by one, so only the rows that really fail are
-//! failed; `run.on_row_failure` then says whether to skip and count them or stop.
+//! a judge call fails as a whole (a trap, a limit, output that breaks the contract such as the
+//! wrong number of outcomes), its requests are bisected, each half judged again on a fresh
+//! instance down to single requests: only the rows that really fail are failed, the others keep
+//! their verdicts. A template whose `parse` fails fails only the row of that output (the runtime
+//! replaces a trapped instance before the next call). `run.on_row_failure` then says whether to
+//! skip and count the failed rows or stop.
 
 use std::time::Instant;
 
@@ -144,7 +148,10 @@ impl Judging<'_> {
                 let parsed = match template.parse(&output.text) {
                     Ok(parsed) => parsed,
                     Err(error) => {
-                        failure = Some(self.row_failed(&sample.id, error)?);
+                        // A row fails (and counts) once, however many of its outputs fail.
+                        if failure.is_none() {
+                            failure = Some(self.row_failed(&sample.id, error)?);
+                        }
                         Parsed::Failure("the template plugin failed on this output".into())
                     }
                 };
@@ -206,47 +213,33 @@ impl Judging<'_> {
         Ok(records)
     }
 
-    /// Judges all requests in one call; when that call fails as a whole, each request alone.
+    /// Judges the requests, one outcome per request in order: a request's own failure, or the
+    /// call's failure when the request failed alone. Every call gets a freshly configured
+    /// instance: a trapped instance is replaced anyway, and a verdict must not depend on which
+    /// calls ran before it (the same rows and seed give the same bytes).
     fn judge_rows(
-        &mut self,
+        &self,
         requests: &[JudgeRequest],
     ) -> Result<Vec<Result<JudgeOutcome, PluginError>>, PipelineError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut judge = self.plan.load(
-            self.judge_runtime,
-            self.plan.judge,
-            self.iteration,
-            Phase::Judge,
-        )?;
-        match judge.judge(requests) {
-            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
-            Err(whole) => {
+        bisect(requests, |part: &[JudgeRequest]| {
+            let mut judge = self.plan.load(
+                self.judge_runtime,
+                self.plan.judge,
+                self.iteration,
+                Phase::Judge,
+            )?;
+            let result = judge.judge(part);
+            if let Err(whole) = &result
+                && part.len() > 1
+            {
                 eprintln!(
-                    "iteration {} judge: a call over {} instructions failed ({whole}); judging them one by one",
+                    "iteration {} judge: a call over {} instructions failed ({whole}); judging each half again",
                     self.iteration,
-                    requests.len()
+                    part.len()
                 );
-                let mut out = Vec::with_capacity(requests.len());
-                for request in requests {
-                    // A fresh instance per row: a trapped instance is replaced anyway, and rows
-                    // must not depend on what ran before them.
-                    let mut single = self.plan.load(
-                        self.judge_runtime,
-                        self.plan.judge,
-                        self.iteration,
-                        Phase::Judge,
-                    )?;
-                    out.push(
-                        single
-                            .judge(std::slice::from_ref(request))
-                            .map(|mut outcomes| outcomes.remove(0)),
-                    );
-                }
-                Ok(out)
             }
-        }
+            Ok(result)
+        })
     }
 
     fn candidate(&self, output_tokens: u32, parsed: Parsed) -> Result<JudgedOutput, PipelineError> {
@@ -279,5 +272,120 @@ impl Judging<'_> {
                 output_tokens,
             },
         })
+    }
+}
+
+/// What one call over a part of the items gives: every item's output, or the failure of the
+/// call as a whole; or (the outer `Err`) an error that no split can help.
+type PartResult<Output, Failure, Fatal> = Result<Result<Vec<Output>, Failure>, Fatal>;
+
+/// Runs `call` over all `items`; when a call fails as a whole, runs it over each half the same
+/// way, down to single items, so that a failure lands on exactly the items that cause it and the
+/// others keep their results. Returns one result per item, in order (a lone item's failure is
+/// the call's). `call` returns `Err` (the outer one) only for what no split can help, which stops
+/// everything. With k failing items among n this takes at most 1 + 2·k·⌈log₂ n⌉ calls.
+fn bisect<Item, Output, Failure, Fatal, Call>(
+    items: &[Item],
+    mut call: Call,
+) -> Result<Vec<Result<Output, Failure>>, Fatal>
+where
+    Call: FnMut(&[Item]) -> PartResult<Output, Failure, Fatal>,
+{
+    let mut results = Vec::with_capacity(items.len());
+    let mut pending = vec![items];
+    // Depth first, first half first: results come out in item order.
+    while let Some(part) = pending.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        match call(part)? {
+            Ok(outputs) => results.extend(outputs.into_iter().map(Ok)),
+            Err(failure) if part.len() == 1 => results.push(Err(failure)),
+            Err(_) => {
+                let (first, second) = part.split_at(part.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+        }
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bisect;
+
+    /// A call over `part` fails as a whole when it holds a marked item; otherwise each item's
+    /// output is twice the item. Counts the calls.
+    fn run(items: &[u32], marked: &[u32]) -> (Vec<Result<u32, String>>, usize) {
+        let mut calls = 0;
+        let results = bisect(items, |part: &[u32]| -> Result<_, ()> {
+            calls += 1;
+            Ok(match part.iter().find(|item| marked.contains(item)) {
+                Some(item) => Err(format!("item {item} breaks the call")),
+                None => Ok(part.iter().map(|item| item * 2).collect()),
+            })
+        })
+        .expect("no fatal error");
+        (results, calls)
+    }
+
+    #[test]
+    fn only_the_failing_items_fail_and_the_others_keep_their_outputs() {
+        let items: Vec<u32> = (0..16).collect();
+        let (results, calls) = run(&items, &[3, 11]);
+        assert_eq!(results.len(), items.len());
+        for (item, result) in items.iter().zip(&results) {
+            match result {
+                Err(failure) => {
+                    assert!([3, 11].contains(item), "item {item} failed: {failure}");
+                    assert_eq!(failure, &format!("item {item} breaks the call"));
+                }
+                Ok(output) => assert_eq!(*output, item * 2),
+            }
+        }
+        assert_eq!(results.iter().filter(|result| result.is_err()).count(), 2);
+        // Far fewer calls than one per item: 1 + 2·k·log₂ n at most.
+        assert!(calls <= 1 + 2 * 2 * 4, "{calls} calls");
+    }
+
+    #[test]
+    fn a_call_that_succeeds_is_made_once() {
+        let (results, calls) = run(&[1, 2, 3], &[]);
+        assert_eq!(results, vec![Ok(2), Ok(4), Ok(6)]);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn every_item_failing_fails_every_item_in_order() {
+        let items = [5, 6, 7];
+        let (results, _) = run(&items, &items);
+        let expected: Vec<Result<u32, String>> = items
+            .iter()
+            .map(|item| Err(format!("item {item} breaks the call")))
+            .collect();
+        assert_eq!(results, expected);
+    }
+
+    #[test]
+    fn no_items_make_no_call() {
+        let (results, calls) = run(&[], &[1]);
+        assert!(results.is_empty());
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn a_fatal_error_stops_the_bisection() {
+        let mut calls = 0;
+        let result = bisect(&[1, 2, 3, 4], |part: &[u32]| {
+            calls += 1;
+            if part.len() < 4 {
+                Err("the plugin cannot be loaded")
+            } else {
+                Ok(Err::<Vec<u32>, _>("whole call failed"))
+            }
+        });
+        assert_eq!(result, Err("the plugin cannot be loaded"));
+        assert_eq!(calls, 2);
     }
 }

@@ -14,6 +14,19 @@ pub use ponder_contract::Message;
 
 const TEMPLATE_NAME: &str = "chat";
 
+/// Work one render may do: minijinja charges one fuel per instruction and about one per 64
+/// bytes a template creates, so this bounds both the time (well under a second) and the memory
+/// (about 64 MB) of a render. Templates come from model files, so they are untrusted; real ones
+/// spend a few thousand fuel on a conversation plus one per 64 bytes of its text.
+pub const CHAT_TEMPLATE_FUEL: u64 = 1_000_000;
+
+/// The longest prompt a render may produce, far beyond any model's context.
+pub const MAX_RENDERED_PROMPT_BYTES: usize = 16 << 20;
+
+/// Nesting depth of loops, conditions and macro calls (each call counts several levels). Real
+/// chat templates nest a handful of levels; the bound keeps hostile recursion off the stack.
+const RECURSION_LIMIT: usize = 100;
+
 /// A compiled chat template with the special tokens it may refer to.
 #[derive(Clone)]
 pub struct ChatTemplate {
@@ -34,12 +47,41 @@ impl std::fmt::Debug for ChatTemplate {
 }
 
 fn template_error(e: minijinja::Error) -> CheckpointError {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return CheckpointError::ChatTemplate(format!(
+            "rendering exceeded the work budget of {CHAT_TEMPLATE_FUEL} fuel (instructions and \
+             bytes created) that untrusted templates run under: the template loops or grows \
+             strings without bound ({e})"
+        ));
+    }
     // minijinja's alternate form includes the template line and the cause chain.
     let mut message = format!("{e:#}");
     if message.is_empty() {
         message = e.to_string();
     }
     CheckpointError::ChatTemplate(message)
+}
+
+/// The rendered prompt, refusing to grow past [`MAX_RENDERED_PROMPT_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len().saturating_add(buf.len()) > MAX_RENDERED_PROMPT_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered prompt too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ChatTemplate {
@@ -62,6 +104,8 @@ impl ChatTemplate {
             .build()
             .map_err(template_error)?;
         env.set_syntax(syntax);
+        env.set_fuel(Some(CHAT_TEMPLATE_FUEL));
+        env.set_recursion_limit(RECURSION_LIMIT);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -84,10 +128,13 @@ impl ChatTemplate {
     /// raise_exception, Python-compatible string methods). BOS appears as the template writes
     /// it; `Checkpoint::encode_chat` adds it when the model wants BOS and the template did not.
     ///
+    /// The render runs under [`CHAT_TEMPLATE_FUEL`] and may write at most
+    /// [`MAX_RENDERED_PROMPT_BYTES`]: the template comes from a model file.
+    ///
     /// # Errors
     ///
-    /// [`CheckpointError::ChatTemplate`] when rendering fails (the template raises, or uses
-    /// something undefined).
+    /// [`CheckpointError::ChatTemplate`] when rendering fails (the template raises, uses
+    /// something undefined, exceeds its work budget or writes too long a prompt).
     pub fn render(
         &self,
         messages: &[Message],
@@ -97,14 +144,25 @@ impl ChatTemplate {
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(template_error)?;
-        template
-            .render(context! {
+        let mut output = BoundedOutput::default();
+        let rendered = template.render_captured_to(
+            context! {
                 messages => messages_value(messages),
                 add_generation_prompt => add_generation_prompt,
                 bos_token => self.bos_token.as_str(),
                 eos_token => self.eos_token.as_str(),
-            })
-            .map_err(template_error)
+            },
+            &mut output,
+        );
+        if output.overflowed {
+            return Err(CheckpointError::ChatTemplate(format!(
+                "the rendered prompt exceeds {MAX_RENDERED_PROMPT_BYTES} bytes"
+            )));
+        }
+        rendered.map_err(template_error)?;
+        String::from_utf8(output.bytes).map_err(|_| {
+            CheckpointError::ChatTemplate("the rendered prompt is not UTF-8".to_string())
+        })
     }
 
     /// The template's Jinja source.

@@ -195,42 +195,14 @@ pub(crate) fn chat_template_for(
 }
 
 /// Checks that every tensor the architecture needs is present with the shape the config implies.
+/// The configuration is validated first and the expected tensors are produced one at a time,
+/// so a configuration claiming billions of layers is an error, not a loop that allocates.
 pub(crate) fn validate_shapes(
     config: &ModelConfig,
     weights: &Weights,
 ) -> Result<(), CheckpointError> {
-    let h = config.hidden_size;
-    let q = config.num_attention_heads * config.head_dim;
-    let kv = config.num_key_value_heads * config.head_dim;
-    let mut expected: Vec<(String, Vec<usize>)> = vec![
-        (
-            "model.embed_tokens.weight".into(),
-            vec![config.vocab_size, h],
-        ),
-        ("model.norm.weight".into(), vec![h]),
-    ];
-    if !config.tie_word_embeddings {
-        expected.push(("lm_head.weight".into(), vec![config.vocab_size, h]));
-    }
-    for layer in 0..config.num_hidden_layers {
-        let p = format!("model.layers.{layer}");
-        let mut add = |name: &str, shape: Vec<usize>| expected.push((format!("{p}.{name}"), shape));
-        add("input_layernorm.weight", vec![h]);
-        add("post_attention_layernorm.weight", vec![h]);
-        add("self_attn.q_proj.weight", vec![q, h]);
-        add("self_attn.k_proj.weight", vec![kv, h]);
-        add("self_attn.v_proj.weight", vec![kv, h]);
-        add("self_attn.o_proj.weight", vec![h, q]);
-        add("mlp.gate_proj.weight", vec![config.intermediate_size, h]);
-        add("mlp.up_proj.weight", vec![config.intermediate_size, h]);
-        add("mlp.down_proj.weight", vec![h, config.intermediate_size]);
-        if config.attention_bias {
-            add("self_attn.q_proj.bias", vec![q]);
-            add("self_attn.k_proj.bias", vec![kv]);
-            add("self_attn.v_proj.bias", vec![kv]);
-        }
-    }
-    for (name, shape) in expected {
+    config.validate()?;
+    for (name, shape) in config.expected_tensors() {
         let tensor = weights
             .get(&name)
             .ok_or_else(|| CheckpointError::MissingTensor(name.clone()))?;
@@ -241,6 +213,22 @@ pub(crate) fn validate_shapes(
                 expected: shape,
             });
         }
+    }
+    Ok(())
+}
+
+/// Fails when a file holding `available` tensors cannot be a checkpoint of `config`: what a GGUF
+/// loader checks before dequantising anything sized by the configuration.
+pub(crate) fn check_tensor_count(
+    config: &ModelConfig,
+    available: usize,
+) -> Result<(), CheckpointError> {
+    let needed = config.expected_tensor_count();
+    if available < needed {
+        return Err(CheckpointError::InvalidConfig(format!(
+            "{} layers need {needed} tensors, but the checkpoint holds only {available}",
+            config.num_hidden_layers
+        )));
     }
     Ok(())
 }

@@ -177,6 +177,185 @@ fn parse_rope_scaling(
     }
 }
 
+/// `value` when it lies in `1..=max`, else an error naming the field and the limit.
+fn check_positive_at_most(name: &str, value: usize, max: usize) -> Result<(), CheckpointError> {
+    if value == 0 || value > max {
+        return Err(invalid(format!(
+            "{name} is {value}; it must be between 1 and {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// A float that must be finite and positive (RoPE bases and factors, the norm epsilon): zero,
+/// negative, infinite or NaN values give NaN activations or constant logits, never an error.
+fn check_positive_finite(name: &str, value: f64) -> Result<(), CheckpointError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(invalid(format!(
+            "{name} is {value}; it must be a finite number above 0"
+        )));
+    }
+    Ok(())
+}
+
+impl ModelConfig {
+    /// Most decoder layers a configuration may declare (the largest released Llama has 126).
+    pub const MAX_LAYERS: usize = 1024;
+    /// Widest residual stream, MLP hidden layer or attention projection (Llama 3.1 405B:
+    /// 16384 and 53248).
+    pub const MAX_WIDTH: usize = 1 << 20;
+    /// Most attention heads (query or key/value).
+    pub const MAX_HEADS: usize = 4096;
+    /// Widest attention head (released models use 64 to 256).
+    pub const MAX_HEAD_DIM: usize = 1024;
+    /// Largest vocabulary (released models have at most about 260 thousand tokens).
+    pub const MAX_VOCAB: usize = 1 << 24;
+    /// Longest context a configuration may declare (Llama 4 Scout: 10 million tokens).
+    pub const MAX_CONTEXT: usize = 1 << 24;
+
+    /// Checks every size against the limits above and every float against its meaningful
+    /// range, so that no shape product overflows and no allocation is sized by an absurd value
+    /// read from a file. Both loaders call this before anything is sized by the configuration;
+    /// the model calls it again for configurations built by hand.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::InvalidConfig`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), CheckpointError> {
+        check_positive_at_most("vocab_size", self.vocab_size, Self::MAX_VOCAB)?;
+        check_positive_at_most("hidden_size", self.hidden_size, Self::MAX_WIDTH)?;
+        check_positive_at_most("intermediate_size", self.intermediate_size, Self::MAX_WIDTH)?;
+        check_positive_at_most(
+            "num_hidden_layers",
+            self.num_hidden_layers,
+            Self::MAX_LAYERS,
+        )?;
+        check_positive_at_most(
+            "num_attention_heads",
+            self.num_attention_heads,
+            Self::MAX_HEADS,
+        )?;
+        check_positive_at_most(
+            "num_key_value_heads",
+            self.num_key_value_heads,
+            self.num_attention_heads,
+        )?;
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
+            return Err(invalid(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads, self.num_key_value_heads
+            )));
+        }
+        check_positive_at_most("head_dim", self.head_dim, Self::MAX_HEAD_DIM)?;
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(invalid(format!(
+                "head_dim {} must be even for RoPE",
+                self.head_dim
+            )));
+        }
+        // The limits above keep this product far from overflow; saturating all the same, so
+        // the bound holds whatever the limits become.
+        let query_width = self.num_attention_heads.saturating_mul(self.head_dim);
+        if query_width > Self::MAX_WIDTH {
+            return Err(invalid(format!(
+                "num_attention_heads {} x head_dim {} = {query_width} exceeds {}",
+                self.num_attention_heads,
+                self.head_dim,
+                Self::MAX_WIDTH
+            )));
+        }
+        check_positive_at_most(
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            Self::MAX_CONTEXT,
+        )?;
+        check_positive_finite("rms_norm_eps", self.rms_norm_eps)?;
+        check_positive_finite("rope_theta", self.rope_theta)?;
+        match &self.rope_scaling {
+            None => {}
+            Some(RopeScaling::Linear { factor }) => {
+                check_positive_finite("linear rope scaling factor", *factor)?;
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                check_positive_finite("llama3 rope scaling factor", *factor)?;
+                check_positive_finite("llama3 rope scaling low_freq_factor", *low_freq_factor)?;
+                check_positive_finite("llama3 rope scaling high_freq_factor", *high_freq_factor)?;
+                // The smoothing between the two wavelengths divides by their difference.
+                if high_freq_factor <= low_freq_factor {
+                    return Err(invalid(format!(
+                        "llama3 rope scaling high_freq_factor {high_freq_factor} must exceed low_freq_factor {low_freq_factor}"
+                    )));
+                }
+                check_positive_at_most(
+                    "llama3 rope scaling original_max_position_embeddings",
+                    *original_max_position_embeddings,
+                    Self::MAX_CONTEXT,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many tensors a checkpoint of this configuration holds: what a file must contain
+    /// before the configuration's sizes are believed.
+    pub fn expected_tensor_count(&self) -> usize {
+        let per_layer = if self.attention_bias { 12 } else { 9 };
+        let global = if self.tie_word_embeddings { 2 } else { 3 };
+        self.num_hidden_layers
+            .saturating_mul(per_layer)
+            .saturating_add(global)
+    }
+
+    /// Every tensor this configuration needs, by Hugging Face name, with its shape; produced
+    /// lazily so that checking a configuration never allocates in proportion to its claims.
+    /// Call [`ModelConfig::validate`] first: the shapes are products of validated sizes.
+    pub fn expected_tensors(&self) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
+        let h = self.hidden_size;
+        let vocab = self.vocab_size;
+        let q = self.num_attention_heads.saturating_mul(self.head_dim);
+        let kv = self.num_key_value_heads.saturating_mul(self.head_dim);
+        let ffn = self.intermediate_size;
+        let mut global = vec![
+            ("model.embed_tokens.weight".to_string(), vec![vocab, h]),
+            ("model.norm.weight".to_string(), vec![h]),
+        ];
+        if !self.tie_word_embeddings {
+            global.push(("lm_head.weight".to_string(), vec![vocab, h]));
+        }
+        let bias = self.attention_bias;
+        let layers = (0..self.num_hidden_layers).flat_map(move |layer| {
+            let mut parts: Vec<(&str, Vec<usize>)> = vec![
+                ("input_layernorm.weight", vec![h]),
+                ("post_attention_layernorm.weight", vec![h]),
+                ("self_attn.q_proj.weight", vec![q, h]),
+                ("self_attn.k_proj.weight", vec![kv, h]),
+                ("self_attn.v_proj.weight", vec![kv, h]),
+                ("self_attn.o_proj.weight", vec![h, q]),
+                ("mlp.gate_proj.weight", vec![ffn, h]),
+                ("mlp.up_proj.weight", vec![ffn, h]),
+                ("mlp.down_proj.weight", vec![h, ffn]),
+            ];
+            if bias {
+                parts.push(("self_attn.q_proj.bias", vec![q]));
+                parts.push(("self_attn.k_proj.bias", vec![kv]));
+                parts.push(("self_attn.v_proj.bias", vec![kv]));
+            }
+            parts
+                .into_iter()
+                .map(move |(name, shape)| (format!("model.layers.{layer}.{name}"), shape))
+        });
+        global.into_iter().chain(layers)
+    }
+}
+
 impl ModelConfig {
     /// Parses a Hugging Face `config.json` (transformers-4 `rope_theta`/`rope_scaling` or
     /// transformers-5 `rope_parameters`). Supports `model_type` llama, mistral and qwen2.
@@ -288,7 +467,7 @@ impl ModelConfig {
             .first()
             .copied();
 
-        Ok(ModelConfig {
+        let config = ModelConfig {
             architecture,
             vocab_size: require_usize(obj, "vocab_size")?,
             hidden_size,
@@ -306,7 +485,9 @@ impl ModelConfig {
             bos_token_id,
             eos_token_ids,
             pad_token_id,
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 
     /// Adds the eos ids of a `generation_config.json` (the eos list sampling stops on).
@@ -433,6 +614,23 @@ mod tests {
         );
         let back = ModelConfig::from_hf_json(&config.to_hf_json().to_string()).unwrap();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn expected_tensors_agree_with_their_count() {
+        for (bias, tied) in [(false, true), (true, false)] {
+            let mut config = ModelConfig::from_hf_json(
+                r#"{"model_type": "llama", "vocab_size": 10, "hidden_size": 8,
+                "intermediate_size": 16, "num_hidden_layers": 3, "num_attention_heads": 2}"#,
+            )
+            .unwrap();
+            config.attention_bias = bias;
+            config.tie_word_embeddings = tied;
+            assert_eq!(
+                config.expected_tensors().count(),
+                config.expected_tensor_count()
+            );
+        }
     }
 
     #[test]

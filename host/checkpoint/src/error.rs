@@ -1,4 +1,8 @@
 //! The crate's error type: every variant says what went wrong and where.
+//!
+//! Convention: each variant's message is complete on its own, the cause's text included, and
+//! no variant reports that cause again as its `source()`. Callers print `{err}` or anyhow's
+//! `{err:#}` and get every fact once (a `source` chain would make `{:#}` repeat the cause).
 
 use std::path::PathBuf;
 
@@ -6,13 +10,12 @@ use std::path::PathBuf;
 #[derive(thiserror::Error, Debug)]
 pub enum CheckpointError {
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained as the source).
+        error: std::io::Error,
     },
     /// A JSON file is not valid JSON or does not have the expected shape.
     #[error("{}: invalid JSON: {message}", path.display())]
@@ -29,13 +32,12 @@ pub enum CheckpointError {
     #[error("unsupported model: {0}")]
     Unsupported(String),
     /// An error that happened while reading a particular file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     InFile {
         /// The file concerned.
         path: PathBuf,
-        /// The error.
-        #[source]
-        source: Box<CheckpointError>,
+        /// The error (in the message, not chained as the source).
+        error: Box<CheckpointError>,
     },
     /// A safetensors file is invalid or holds a tensor that cannot be converted.
     #[error("{}: {}{message}", path.display(), tensor.as_deref().map(|t| format!("tensor {t}: ")).unwrap_or_default())]
@@ -104,14 +106,14 @@ impl CheckpointError {
     pub(crate) fn in_file(self, path: impl Into<PathBuf>) -> Self {
         CheckpointError::InFile {
             path: path.into(),
-            source: Box::new(self),
+            error: Box::new(self),
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         CheckpointError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -5,6 +5,13 @@
 //! permutation undone, tokenizer and chat template from the metadata) into a [`Checkpoint`]:
 //! a [`ModelConfig`], f32 [`Weights`] under Hugging Face names, a [`Tokenizer`] and an optional
 //! [`ChatTemplate`]. Writes Hugging Face directories with [`save_hf_dir`].
+//!
+//! Model files are untrusted input. Sizes read from them are checked against
+//! [`ModelConfig::validate`]'s limits and against the tensors the file holds before anything is
+//! sized by them; GGUF metadata arrays are kept as typed vectors bounded by the bytes left; chat
+//! templates render under a work budget ([`CHAT_TEMPLATE_FUEL`]) and an output bound
+//! ([`MAX_RENDERED_PROMPT_BYTES`]). Every failure is a [`CheckpointError`] whose message is
+//! complete on its own (no variant repeats its cause as a `source()`).
 
 mod chat;
 mod checkpoint;
@@ -16,7 +23,7 @@ mod tensor;
 mod tokenizer;
 mod writer;
 
-pub use chat::{ChatTemplate, Message};
+pub use chat::{CHAT_TEMPLATE_FUEL, ChatTemplate, MAX_RENDERED_PROMPT_BYTES, Message};
 pub use checkpoint::Checkpoint;
 pub use config::{Architecture, ModelConfig, RopeScaling};
 pub use error::CheckpointError;

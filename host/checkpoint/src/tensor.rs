@@ -20,8 +20,12 @@ impl HostTensor {
     ///
     /// [`CheckpointError`] when the data length is not the product of the shape.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, CheckpointError> {
-        let expected: usize = shape.iter().product();
-        if expected != data.len() {
+        let expected = shape
+            .iter()
+            .try_fold(1usize, |product, &dim| product.checked_mul(dim));
+        if expected != Some(data.len()) {
+            let expected =
+                expected.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string());
             return Err(CheckpointError::InvalidConfig(format!(
                 "tensor of shape {shape:?} needs {expected} elements, got {}",
                 data.len()

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::CheckpointError;
+use crate::gguf::StringArray;
 
 /// Special tokens of a tokenizer, by text, and whether the model expects a BOS token first.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -253,9 +254,9 @@ pub(crate) mod token_type {
 /// The vocabulary of a byte-level BPE tokenizer as GGUF stores it.
 pub(crate) struct ByteLevelBpeVocab<'a> {
     /// Token strings by id (byte-level alphabet).
-    pub tokens: &'a [String],
+    pub tokens: &'a StringArray,
     /// Merges as `"left right"`, highest priority first.
-    pub merges: &'a [String],
+    pub merges: &'a StringArray,
     /// Token kinds by id (empty when the file has none).
     pub token_types: &'a [i32],
     /// `tokenizer.ggml.pre`.
@@ -311,7 +312,7 @@ pub(crate) fn byte_level_bpe(
     for (id, token) in vocab.tokens.iter().enumerate() {
         // A duplicated string keeps its first id, as a map-based vocabulary must.
         if !vocab_map.contains_key(token) {
-            vocab_map.insert(token.clone(), json!(id));
+            vocab_map.insert(token.to_string(), json!(id));
         }
         let kind = vocab.token_types.get(id).copied().unwrap_or(1);
         if kind == token_type::CONTROL || kind == token_type::USER_DEFINED {
@@ -369,10 +370,11 @@ mod tests {
 
     #[test]
     fn unknown_pre_tokenizer_is_an_error() {
-        let tokens = vec!["a".to_string()];
+        let mut tokens = StringArray::default();
+        tokens.push("a");
         let vocab = ByteLevelBpeVocab {
             tokens: &tokens,
-            merges: &[],
+            merges: &StringArray::default(),
             token_types: &[],
             pre: "mystery",
         };

@@ -6,85 +6,9 @@ use std::path::{Path, PathBuf};
 use ponder_checkpoint::CheckpointError;
 use ponder_checkpoint::gguf::{GgmlType, GgufFile, MetadataValue};
 
-/// Builds a GGUF v3 byte image.
-#[derive(Default)]
-struct Builder {
-    kv: Vec<u8>,
-    n_kv: u64,
-    infos: Vec<u8>,
-    n_tensors: u64,
-    data: Vec<u8>,
-}
+mod common;
 
-fn string(out: &mut Vec<u8>, s: &str) {
-    out.extend((s.len() as u64).to_le_bytes());
-    out.extend(s.as_bytes());
-}
-
-impl Builder {
-    fn kv_u32(&mut self, key: &str, v: u32) -> &mut Self {
-        string(&mut self.kv, key);
-        self.kv.extend(4u32.to_le_bytes());
-        self.kv.extend(v.to_le_bytes());
-        self.n_kv += 1;
-        self
-    }
-
-    fn kv_str(&mut self, key: &str, v: &str) -> &mut Self {
-        string(&mut self.kv, key);
-        self.kv.extend(8u32.to_le_bytes());
-        string(&mut self.kv, v);
-        self.n_kv += 1;
-        self
-    }
-
-    fn kv_str_array(&mut self, key: &str, items: &[&str]) -> &mut Self {
-        string(&mut self.kv, key);
-        self.kv.extend(9u32.to_le_bytes());
-        self.kv.extend(8u32.to_le_bytes());
-        self.kv.extend((items.len() as u64).to_le_bytes());
-        for item in items {
-            string(&mut self.kv, item);
-        }
-        self.n_kv += 1;
-        self
-    }
-
-    /// Adds a tensor whose data is `bytes`, placed at the next 32-byte boundary.
-    fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> &mut Self {
-        while !self.data.len().is_multiple_of(32) {
-            self.data.push(0);
-        }
-        string(&mut self.infos, name);
-        self.infos.extend((dims.len() as u32).to_le_bytes());
-        for d in dims {
-            self.infos.extend(d.to_le_bytes());
-        }
-        self.infos.extend(type_id.to_le_bytes());
-        self.infos.extend((self.data.len() as u64).to_le_bytes());
-        self.data.extend(bytes);
-        self.n_tensors += 1;
-        self
-    }
-
-    fn build(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(3u32.to_le_bytes());
-        out.extend(self.n_tensors.to_le_bytes());
-        out.extend(self.n_kv.to_le_bytes());
-        out.extend(&self.kv);
-        out.extend(&self.infos);
-        while !out.len().is_multiple_of(32) {
-            out.push(0);
-        }
-        out.extend(&self.data);
-        out
-    }
-}
-
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
+use common::gguf::{Builder, f32_bytes};
 
 fn small_file() -> Vec<u8> {
     let mut q8 = half::f16::from_f32(0.5).to_bits().to_le_bytes().to_vec();
@@ -99,13 +23,8 @@ fn small_file() -> Vec<u8> {
             0,
             &f32_bytes(&[1.0, -2.0, 3.5, 0.25]),
         )
-        .tensor("token_embd.weight", &[32, 1], GgmlTypeId::Q8_0 as u32, &q8)
+        .tensor("token_embd.weight", &[32, 1], common::gguf::Q8_0, &q8)
         .build()
-}
-
-#[allow(non_camel_case_types)]
-enum GgmlTypeId {
-    Q8_0 = 8,
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -36,8 +36,8 @@ pub enum MetadataValue {
     Bool(bool),
     /// `string` (UTF-8).
     String(String),
-    /// `array` of values of one type.
-    Array(Vec<MetadataValue>),
+    /// `array` of values of one type, stored compactly ([`MetadataArray`]).
+    Array(MetadataArray),
     /// `uint64`.
     U64(u64),
     /// `int64`.
@@ -99,11 +99,134 @@ impl MetadataValue {
     }
 
     /// The elements, when the value is an array.
-    pub fn as_array(&self) -> Option<&[MetadataValue]> {
+    pub fn as_array(&self) -> Option<&MetadataArray> {
         match self {
             MetadataValue::Array(items) => Some(items),
             _ => None,
         }
+    }
+}
+
+/// A metadata array as a typed vector: an element costs about what it costs in the file
+/// (a string: its bytes and one offset), where a vector of [`MetadataValue`]s would cost 32
+/// bytes per element, 32 times the file's size for a byte array.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetadataArray {
+    /// `uint8` elements.
+    U8(Vec<u8>),
+    /// `int8` elements.
+    I8(Vec<i8>),
+    /// `uint16` elements.
+    U16(Vec<u16>),
+    /// `int16` elements.
+    I16(Vec<i16>),
+    /// `uint32` elements.
+    U32(Vec<u32>),
+    /// `int32` elements.
+    I32(Vec<i32>),
+    /// `float32` elements.
+    F32(Vec<f32>),
+    /// `bool` elements.
+    Bool(Vec<bool>),
+    /// `string` elements.
+    String(StringArray),
+    /// Nested arrays.
+    Array(Vec<MetadataArray>),
+    /// `uint64` elements.
+    U64(Vec<u64>),
+    /// `int64` elements.
+    I64(Vec<i64>),
+    /// `float64` elements.
+    F64(Vec<f64>),
+}
+
+impl MetadataArray {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            MetadataArray::U8(v) => v.len(),
+            MetadataArray::I8(v) => v.len(),
+            MetadataArray::U16(v) => v.len(),
+            MetadataArray::I16(v) => v.len(),
+            MetadataArray::U32(v) => v.len(),
+            MetadataArray::I32(v) => v.len(),
+            MetadataArray::F32(v) => v.len(),
+            MetadataArray::Bool(v) => v.len(),
+            MetadataArray::String(v) => v.len(),
+            MetadataArray::Array(v) => v.len(),
+            MetadataArray::U64(v) => v.len(),
+            MetadataArray::I64(v) => v.len(),
+            MetadataArray::F64(v) => v.len(),
+        }
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The strings, when this is an array of strings.
+    pub fn as_strings(&self) -> Option<&StringArray> {
+        match self {
+            MetadataArray::String(strings) => Some(strings),
+            _ => None,
+        }
+    }
+
+    /// Element `index` as a signed integer, when this is an integer array and the element
+    /// fits in an `i64`.
+    pub fn integer_at(&self, index: usize) -> Option<i64> {
+        match self {
+            MetadataArray::U8(v) => v.get(index).map(|&x| x.into()),
+            MetadataArray::I8(v) => v.get(index).map(|&x| x.into()),
+            MetadataArray::U16(v) => v.get(index).map(|&x| x.into()),
+            MetadataArray::I16(v) => v.get(index).map(|&x| x.into()),
+            MetadataArray::U32(v) => v.get(index).map(|&x| x.into()),
+            MetadataArray::I32(v) => v.get(index).map(|&x| x.into()),
+            MetadataArray::U64(v) => v.get(index).and_then(|&x| i64::try_from(x).ok()),
+            MetadataArray::I64(v) => v.get(index).copied(),
+            _ => None,
+        }
+    }
+}
+
+/// An array of strings kept as one text buffer and the end offset of each string.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StringArray {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl StringArray {
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no strings.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// String `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)?;
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1],
+        };
+        self.text.get(start..end)
+    }
+
+    /// The strings in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).filter_map(|index| self.get(index))
+    }
+
+    /// Appends a string.
+    pub fn push(&mut self, item: &str) {
+        self.text.push_str(item);
+        self.ends.push(self.text.len());
     }
 }
 
@@ -307,12 +430,7 @@ impl<'a> Cursor<'a> {
             .map_err(|_| self.error(at, format!("{what} is not UTF-8")))
     }
 
-    fn value(
-        &mut self,
-        type_id: u32,
-        what: &str,
-        depth: usize,
-    ) -> Result<MetadataValue, CheckpointError> {
+    fn value(&mut self, type_id: u32, what: &str) -> Result<MetadataValue, CheckpointError> {
         Ok(match type_id {
             0 => MetadataValue::U8(self.u8(what)?),
             1 => MetadataValue::I8(self.u8(what)? as i8),
@@ -330,31 +448,7 @@ impl<'a> Cursor<'a> {
                 }
             }
             8 => MetadataValue::String(self.string(what)?),
-            9 => {
-                let at = self.pos;
-                if depth >= MAX_ARRAY_DEPTH {
-                    return Err(self.error(at, format!("{what}: arrays nested too deeply")));
-                }
-                let item_type = self.u32(what)?;
-                let min_bytes = match item_type {
-                    0 | 1 | 7 => 1,
-                    2 | 3 => 2,
-                    4..=6 => 4,
-                    8 | 10..=12 => 8,
-                    9 => 12,
-                    other => {
-                        return Err(
-                            self.error(at, format!("{what}: unknown array element type {other}"))
-                        );
-                    }
-                };
-                let n = self.count(what, min_bytes)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.value(item_type, what, depth + 1)?);
-                }
-                MetadataValue::Array(items)
-            }
+            9 => MetadataValue::Array(self.metadata_array(what, 0)?),
             10 => MetadataValue::U64(self.u64(what)?),
             11 => MetadataValue::I64(self.u64(what)? as i64),
             12 => MetadataValue::F64(f64::from_bits(self.u64(what)?)),
@@ -365,6 +459,100 @@ impl<'a> Cursor<'a> {
                 ));
             }
         })
+    }
+}
+
+impl Cursor<'_> {
+    /// An array's element type, count and elements, each element type read into its own
+    /// typed vector. The count is bounded by the bytes left before anything is allocated.
+    fn metadata_array(
+        &mut self,
+        what: &str,
+        depth: usize,
+    ) -> Result<MetadataArray, CheckpointError> {
+        let at = self.pos;
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(self.error(at, format!("{what}: arrays nested too deeply")));
+        }
+        let item_type = self.u32(what)?;
+        // The fewest bytes an element of each type takes in the file: a string is at least its
+        // 8-byte length, a nested array its 4-byte type and 8-byte count.
+        let min_bytes = match item_type {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            8 | 10..=12 => 8,
+            9 => 12,
+            other => {
+                return Err(self.error(at, format!("{what}: unknown array element type {other}")));
+            }
+        };
+        let n = self.count(what, min_bytes)?;
+        Ok(match item_type {
+            0 => MetadataArray::U8(self.take(n, what)?.to_vec()),
+            1 => MetadataArray::I8(self.fixed(n, what, i8::from_le_bytes)?),
+            2 => MetadataArray::U16(self.fixed(n, what, u16::from_le_bytes)?),
+            3 => MetadataArray::I16(self.fixed(n, what, i16::from_le_bytes)?),
+            4 => MetadataArray::U32(self.fixed(n, what, u32::from_le_bytes)?),
+            5 => MetadataArray::I32(self.fixed(n, what, i32::from_le_bytes)?),
+            6 => MetadataArray::F32(self.fixed(n, what, f32::from_le_bytes)?),
+            7 => {
+                let start = self.pos;
+                let bytes = self.take(n, what)?;
+                if let Some(bad) = bytes.iter().position(|&b| b > 1) {
+                    return Err(self.error(
+                        start + bad,
+                        format!("{what}: invalid bool byte {}", bytes[bad]),
+                    ));
+                }
+                MetadataArray::Bool(bytes.iter().map(|&b| b == 1).collect())
+            }
+            8 => {
+                // `count` bounded n by the bytes left (each string has an 8-byte length).
+                let mut strings = StringArray {
+                    text: String::new(),
+                    ends: Vec::with_capacity(n),
+                };
+                for _ in 0..n {
+                    let len = self.count(what, 1)?;
+                    let start = self.pos;
+                    let bytes = self.take(len, what)?;
+                    let text = std::str::from_utf8(bytes)
+                        .map_err(|_| self.error(start, format!("{what} is not UTF-8")))?;
+                    strings.push(text);
+                }
+                MetadataArray::String(strings)
+            }
+            9 => {
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.metadata_array(what, depth + 1)?);
+                }
+                MetadataArray::Array(items)
+            }
+            10 => MetadataArray::U64(self.fixed(n, what, u64::from_le_bytes)?),
+            11 => MetadataArray::I64(self.fixed(n, what, i64::from_le_bytes)?),
+            _ => MetadataArray::F64(self.fixed(n, what, f64::from_le_bytes)?),
+        })
+    }
+
+    /// `n` little-endian elements of `N` bytes each.
+    fn fixed<const N: usize, T>(
+        &mut self,
+        n: usize,
+        what: &str,
+        from_le_bytes: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, CheckpointError> {
+        // `count` bounded n by the bytes left divided by N, so this cannot overflow.
+        let bytes = self.take(n.saturating_mul(N), what)?;
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|chunk| {
+                let mut element = [0u8; N];
+                element.copy_from_slice(chunk);
+                from_le_bytes(element)
+            })
+            .collect())
     }
 }
 
@@ -484,19 +672,11 @@ impl GgufFile {
         }
     }
 
-    pub(super) fn meta_strings(&self, key: &str) -> Result<Vec<String>, CheckpointError> {
-        let items = self
-            .get(key)
+    pub(super) fn meta_strings(&self, key: &str) -> Result<&StringArray, CheckpointError> {
+        self.get(key)
             .and_then(MetadataValue::as_array)
-            .ok_or_else(|| self.metadata_error(key, "must be an array of strings"))?;
-        items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| self.metadata_error(key, "must hold strings"))
-            })
-            .collect()
+            .and_then(MetadataArray::as_strings)
+            .ok_or_else(|| self.metadata_error(key, "must be an array of strings"))
     }
 
     pub(super) fn meta_token_id(
@@ -506,11 +686,13 @@ impl GgufFile {
     ) -> Result<Option<u32>, CheckpointError> {
         match self.meta_u64(key)? {
             None => Ok(None),
-            Some(id) if (id as usize) < vocab => Ok(Some(id as u32)),
-            Some(id) => Err(self.metadata_error(
-                key,
-                format!("= {id} is outside the vocabulary of {vocab} tokens"),
-            )),
+            Some(id) => match u32::try_from(id) {
+                Ok(token) if (token as usize) < vocab => Ok(Some(token)),
+                _ => Err(self.metadata_error(
+                    key,
+                    format!("= {id} is outside the vocabulary of {vocab} tokens"),
+                )),
+            },
         }
     }
 }
@@ -547,7 +729,7 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, CheckpointError> {
     for i in 0..n_kv {
         let key = cur.string(&format!("metadata key {i}"))?;
         let type_id = cur.u32(&format!("type of {key}"))?;
-        let value = cur.value(type_id, &key, 0)?;
+        let value = cur.value(type_id, &key)?;
         metadata.insert(key, value);
     }
     let alignment = match metadata.get("general.alignment") {

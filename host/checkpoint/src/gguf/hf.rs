@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use super::file::{GgufFile, MetadataValue};
-use crate::checkpoint::{chat_template_for, validate_shapes};
+use super::file::{GgufFile, MetadataArray, MetadataValue};
+use crate::checkpoint::{chat_template_for, check_tensor_count, validate_shapes};
 use crate::config::push_unique;
 use crate::tokenizer::{ByteLevelBpeVocab, byte_level_bpe};
 use crate::{
@@ -92,7 +92,7 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
     let hidden_size = gguf.meta_usize(&key("embedding_length"))?;
     let num_attention_heads = gguf.meta_usize(&key("attention.head_count"))?;
     let num_key_value_heads = match gguf.meta_u64(&key("attention.head_count_kv"))? {
-        Some(n) => n as usize,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         None => num_attention_heads,
     };
     if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
@@ -102,13 +102,17 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         ));
     }
     let head_dim = match gguf.meta_u64(&key("attention.key_length"))? {
-        Some(d) if d > 0 => d as usize,
+        Some(d) if d > 0 => usize::try_from(d).unwrap_or(usize::MAX),
         _ => hidden_size / num_attention_heads,
     };
-    if head_dim == 0 || head_dim % 2 != 0 {
-        return Err(gguf.error(
-            0,
-            format!("head dimension {head_dim} must be even and positive"),
+    // Checked here, before the rope_freqs factors below are computed per head dimension.
+    if head_dim == 0 || !head_dim.is_multiple_of(2) || head_dim > ModelConfig::MAX_HEAD_DIM {
+        return Err(gguf.metadata_error(
+            &key("attention.key_length"),
+            format!(
+                "gives a head dimension of {head_dim}; it must be even and between 2 and {}",
+                ModelConfig::MAX_HEAD_DIM
+            ),
         ));
     }
     let mut rope_scaling = match gguf.meta_str(&key("rope.scaling.type")) {
@@ -152,7 +156,7 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         push_unique(&mut eos_token_ids, gguf.meta_token_id(k, vocab_size)?);
     }
     let pad_token_id = gguf.meta_token_id("tokenizer.ggml.padding_token_id", vocab_size)?;
-    Ok(ModelConfig {
+    let config = ModelConfig {
         architecture,
         vocab_size,
         hidden_size,
@@ -172,7 +176,9 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
         bos_token_id,
         eos_token_ids,
         pad_token_id,
-    })
+    };
+    config.validate().map_err(|e| e.in_file(gguf.path()))?;
+    Ok(config)
 }
 
 /// The factors llama.cpp's converter stores in `rope_freqs.weight` for llama3 rope scaling.
@@ -213,6 +219,11 @@ fn llama3_scaling_from_factors(
     theta: f64,
     head_dim: usize,
 ) -> Option<RopeScaling> {
+    // One factor per rotary pair: any other length cannot match, and checking it first keeps
+    // the expected tables below as small as the tensor itself.
+    if factors.len() != head_dim / 2 {
+        return None;
+    }
     let factor = f64::from(factors.iter().copied().fold(1.0f32, f32::max));
     for original_max_position_embeddings in [8192, 4096, 16384, 2048, 32768] {
         for (low_freq_factor, high_freq_factor) in [(1.0, 4.0), (1.0, 2.0), (2.0, 4.0)] {
@@ -246,24 +257,37 @@ fn tokenizer(gguf: &GgufFile) -> Result<Tokenizer, CheckpointError> {
         )));
     }
     let tokens = gguf.meta_strings("tokenizer.ggml.tokens")?;
+    if tokens.len() > ModelConfig::MAX_VOCAB {
+        return Err(gguf.metadata_error(
+            "tokenizer.ggml.tokens",
+            format!(
+                "holds {} tokens, more than the {} a model may have",
+                tokens.len(),
+                ModelConfig::MAX_VOCAB
+            ),
+        ));
+    }
     let merges = gguf.meta_strings("tokenizer.ggml.merges")?;
     let token_types: Vec<i32> = match gguf.get("tokenizer.ggml.token_type") {
         None => Vec::new(),
-        Some(v) => v
-            .as_array()
-            .ok_or_else(|| gguf.metadata_error("tokenizer.ggml.token_type", "must be an array"))?
-            .iter()
-            .map(|t| t.as_i64().and_then(|t| i32::try_from(t).ok()))
-            .collect::<Option<Vec<i32>>>()
-            .ok_or_else(|| {
-                gguf.metadata_error("tokenizer.ggml.token_type", "must hold integers")
-            })?,
+        Some(v) => {
+            let types = v.as_array().ok_or_else(|| {
+                gguf.metadata_error("tokenizer.ggml.token_type", "must be an array")
+            })?;
+            (0..types.len())
+                .map(|index| types.integer_at(index).and_then(|t| i32::try_from(t).ok()))
+                .collect::<Option<Vec<i32>>>()
+                .ok_or_else(|| {
+                    gguf.metadata_error("tokenizer.ggml.token_type", "must hold integers")
+                })?
+        }
     };
     let pre = gguf.meta_str("tokenizer.ggml.pre").unwrap_or("default");
     let token_text = |key: &str| -> Result<Option<String>, CheckpointError> {
         Ok(gguf
             .meta_token_id(key, tokens.len())?
-            .map(|id| tokens[id as usize].clone()))
+            .and_then(|id| tokens.get(id as usize))
+            .map(str::to_string))
     };
     let add_bos_default = matches!(pre, "llama3" | "llama-bpe" | "llama-v3" | "smaug-bpe");
     let special = SpecialTokens {
@@ -277,8 +301,8 @@ fn tokenizer(gguf: &GgufFile) -> Result<Tokenizer, CheckpointError> {
             .unwrap_or(add_bos_default),
     };
     let vocab = ByteLevelBpeVocab {
-        tokens: &tokens,
-        merges: &merges,
+        tokens,
+        merges,
         token_types: &token_types,
         pre,
     };
@@ -339,6 +363,8 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
     let gguf = GgufFile::open(path)?;
     let tokenizer = tokenizer(&gguf)?;
     let config = model_config(&gguf, tokenizer_vocab_len(&gguf)?)?;
+    // Before dequantising anything: the metadata's layer count must fit the tensors present.
+    check_tensor_count(&config, gguf.tensors.len()).map_err(|e| e.in_file(path))?;
     let arch_is_llama = gguf.meta_str("general.architecture") == Some("llama");
     let weights = weights(&gguf, &config, arch_is_llama)?;
     validate_shapes(&config, &weights).map_err(|e| e.in_file(path))?;
@@ -360,7 +386,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
 fn tokenizer_vocab_len(gguf: &GgufFile) -> Result<usize, CheckpointError> {
     gguf.get("tokenizer.ggml.tokens")
         .and_then(MetadataValue::as_array)
-        .map(<[MetadataValue]>::len)
+        .map(MetadataArray::len)
         .ok_or_else(|| gguf.metadata_error("tokenizer.ggml.tokens", "is missing"))
 }
 

@@ -13,5 +13,5 @@ pub mod file;
 mod hf;
 
 pub use dequant::dequantize_blocks;
-pub use file::{GgmlType, GgufFile, MetadataValue, TensorInfo};
+pub use file::{GgmlType, GgufFile, MetadataArray, MetadataValue, StringArray, TensorInfo};
 pub use hf::{hf_tensor_name, load_checkpoint, unpermute_rows};

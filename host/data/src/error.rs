@@ -30,28 +30,27 @@ impl fmt::Display for Location {
     }
 }
 
-/// Why an instruction file cannot be read or written. Each variant's text says what and where;
-/// the underlying cause, if any, is its [`std::error::Error::source`] (print the chain, e.g. with
-/// anyhow's `{:#}`, to see both).
+/// Why an instruction file cannot be read or written. Each variant's text says what and where,
+/// and includes the underlying cause's text; no variant also reports that cause as its
+/// [`std::error::Error::source`], so `{err}` and anyhow's `{err:#}` both print every fact once
+/// (the convention of every ponder error type).
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file cannot be opened or read.
-    #[error("cannot read {}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file (or its temporary sibling) cannot be written or renamed into place.
-    #[error("cannot write {}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file name does not end in a known extension.
     #[error(
@@ -63,25 +62,23 @@ pub enum DataError {
         path: PathBuf,
     },
     /// A JSONL line is not valid JSON.
-    #[error("{}: {location}: not valid JSON", path.display())]
+    #[error("{}: {location}: not valid JSON: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
         /// The line.
         location: Location,
         /// The JSON parser's reason (its line and column are within that line).
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
-    /// A row is not a valid instruction; the problem is the source.
-    #[error("{}: {location}", path.display())]
+    /// A row is not a valid instruction.
+    #[error("{}: {location}: {problem}", path.display())]
     Row {
         /// The file.
         path: PathBuf,
         /// The line or row.
         location: Location,
         /// What is wrong with it.
-        #[source]
         problem: RowProblem,
     },
     /// Two rows have the same id.
@@ -97,24 +94,22 @@ pub enum DataError {
         second: Location,
     },
     /// The file is not a Parquet file ponder can open (bad footer, unknown codec, ...).
-    #[error("{}: not a readable Parquet file", path.display())]
+    #[error("{}: not a readable Parquet file: {error}", path.display())]
     Parquet {
         /// The file.
         path: PathBuf,
         /// The Parquet reader's reason.
-        #[source]
-        source: parquet::errors::ParquetError,
+        error: parquet::errors::ParquetError,
     },
     /// Some rows of a Parquet file cannot be decoded.
-    #[error("{}: {location}: cannot decode the Parquet data", path.display())]
+    #[error("{}: {location}: cannot decode the Parquet data: {error}", path.display())]
     ParquetData {
         /// The file.
         path: PathBuf,
         /// The rows of the batch that failed.
         location: Location,
         /// The Arrow decoder's reason.
-        #[source]
-        source: arrow_schema::ArrowError,
+        error: arrow_schema::ArrowError,
     },
 }
 
@@ -165,8 +160,8 @@ pub enum RowProblem {
     #[error("`prompt` has no user message")]
     NoUserMessage,
     /// The `metadata` string of a Parquet row is not JSON.
-    #[error("`metadata` is not valid JSON")]
-    MetadataNotJson(#[source] serde_json::Error),
+    #[error("`metadata` is not valid JSON: {0}")]
+    MetadataNotJson(serde_json::Error),
     /// A Parquet column has an Arrow type that ponder does not read.
     #[error("`{field}` has the Parquet/Arrow type {data_type}, which ponder does not read")]
     UnsupportedType {

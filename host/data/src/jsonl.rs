@@ -6,9 +6,9 @@ use crate::error::{DataError, Location, RowProblem};
 use crate::{Instruction, RowCollector};
 
 pub(crate) fn read(path: &Path) -> Result<Vec<Instruction>, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Read {
+    let bytes = std::fs::read(path).map_err(|error| DataError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut rows = RowCollector::new(path);
@@ -21,10 +21,10 @@ pub(crate) fn read(path: &Path) -> Result<Vec<Instruction>, DataError> {
             continue;
         }
         row_number += 1;
-        let row = serde_json::from_str(line).map_err(|source| DataError::Json {
+        let row = serde_json::from_str(line).map_err(|error| DataError::Json {
             path: path.to_path_buf(),
             location,
-            source,
+            error,
         })?;
         rows.push(location, row_number, row)?;
     }

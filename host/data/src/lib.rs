@@ -163,9 +163,9 @@ pub fn write_jsonl(path: &Path, instructions: &[Instruction]) -> Result<(), Data
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let error = |source| DataError::Write {
+    let error = |error| DataError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,

@@ -33,13 +33,13 @@ const COLUMNS: &[&str] = &[
 const BATCH_ROWS: usize = 1024;
 
 pub(crate) fn read(path: &Path) -> Result<Vec<Instruction>, DataError> {
-    let parquet_error = |source| DataError::Parquet {
+    let parquet_error = |error| DataError::Parquet {
         path: path.to_path_buf(),
-        source,
+        error,
     };
-    let file = File::open(path).map_err(|source| DataError::Read {
+    let file = File::open(path).map_err(|error| DataError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
     let wanted: Vec<usize> = builder
@@ -60,13 +60,13 @@ pub(crate) fn read(path: &Path) -> Result<Vec<Instruction>, DataError> {
     let mut rows = RowCollector::new(path);
     let mut rows_before = 0;
     for batch in reader {
-        let batch = batch.map_err(|source| DataError::ParquetData {
+        let batch = batch.map_err(|error| DataError::ParquetData {
             path: path.to_path_buf(),
             location: Location::Rows {
                 first: rows_before + 1,
                 last: rows_before + BATCH_ROWS,
             },
-            source,
+            error,
         })?;
         for index in 0..batch.num_rows() {
             let row_number = rows_before + index + 1;

@@ -808,22 +808,8 @@ fn check_shape(name: &str, tensor: &HostTensor, expected: &[usize]) -> Result<()
     Ok(())
 }
 
+/// The checkpoint crate's limits and ranges, checked again here because a `ModelConfig` can be
+/// built by hand: every size the model allocates by is bounded and no shape product overflows.
 fn validate_config(config: &ModelConfig) -> Result<(), ModelError> {
-    let bad = |what: &str| Err(ModelError::InvalidRequest(format!("model config: {what}")));
-    if config.num_attention_heads == 0 || config.num_key_value_heads == 0 {
-        return bad("attention heads must be positive");
-    }
-    if !config
-        .num_attention_heads
-        .is_multiple_of(config.num_key_value_heads)
-    {
-        return bad("num_attention_heads must be a multiple of num_key_value_heads");
-    }
-    if config.head_dim == 0 || !config.head_dim.is_multiple_of(2) {
-        return bad("head_dim must be positive and even");
-    }
-    if config.vocab_size == 0 || config.hidden_size == 0 {
-        return bad("vocab_size and hidden_size must be positive");
-    }
-    Ok(())
+    Ok(config.validate()?)
 }

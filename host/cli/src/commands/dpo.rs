@@ -161,10 +161,12 @@ impl LoraArgs {
 }
 
 impl TrainArgs {
+    /// The trainer configuration, validated here so that a bad flag is refused before any
+    /// model is loaded.
     fn config(&self) -> anyhow::Result<DpoConfig> {
         let kind: LossKind = self.loss.parse()?;
         let schedule: ScheduleKind = self.schedule.parse()?;
-        Ok(DpoConfig {
+        let config = DpoConfig {
             loss: LossConfig {
                 kind,
                 beta: self.beta,
@@ -178,7 +180,9 @@ impl TrainArgs {
                 beta2: self.adam_beta2,
                 eps: self.adam_eps,
                 weight_decay: self.weight_decay,
-                max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+                // 0 turns clipping off; anything else (a negative or NaN value too) is kept
+                // for validation to refuse.
+                max_grad_norm: (self.max_grad_norm != 0.0).then_some(self.max_grad_norm),
             },
             schedule,
             warmup_steps: self.warmup_steps,
@@ -195,7 +199,9 @@ impl TrainArgs {
             progress: !self.no_progress,
             lora: self.lora.config()?,
             gradient_checkpointing: !self.no_gradient_checkpointing,
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -496,6 +502,40 @@ mod tests {
             .unwrap();
         assert_eq!(config.alpha, 4.0);
         assert_eq!(config.targets, vec![LoraTarget::QProj, LoraTarget::VProj]);
+    }
+
+    /// The training flags parsed from `flags`, as `ponder dpo` would.
+    fn train_args(flags: &[&str]) -> TrainArgs {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            train: TrainArgs,
+        }
+        let argv = std::iter::once("ponder-dpo").chain(flags.iter().copied());
+        <Flags as clap::Parser>::try_parse_from(argv)
+            .expect("flags parse")
+            .train
+    }
+
+    #[test]
+    fn optimizer_flags_that_would_train_nan_weights_are_refused() {
+        assert!(train_args(&[]).config().is_ok());
+        assert!(train_args(&["--max-grad-norm", "0"]).config().is_ok());
+        for (flags, named) in [
+            (&["--adam-eps", "0"][..], "eps"),
+            (&["--weight-decay", "NaN"][..], "weight decay"),
+            (&["--lr", "inf"][..], "learning rate"),
+            (&["--adam-beta2", "1"][..], "beta2"),
+            (&["--max-grad-norm", "NaN"][..], "max grad norm"),
+            (&["--max-grad-norm=-1"][..], "max grad norm"),
+            (&["--beta", "NaN"][..], "beta"),
+            (&["--label-smoothing", "NaN"][..], "label smoothing"),
+            (&["--save-every", "0"][..], "save every"),
+        ] {
+            let error = train_args(flags).config().expect_err("refused");
+            let message = format!("{error:#}");
+            assert!(message.contains(named), "{flags:?}: {message}");
+        }
     }
 
     #[test]

@@ -34,11 +34,11 @@ pub struct PluginsBenchArgs {
     /// scripts/build-plugins.sh).
     #[arg(long, default_value = "target/plugins")]
     pub plugins_dir: PathBuf,
-    /// Timed repetitions of each per-call measurement.
-    #[arg(long, default_value_t = 2000)]
+    /// Timed repetitions of each per-call measurement (1 to 1000000).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub iterations: u32,
-    /// Timed repetitions of each load/instantiate measurement.
-    #[arg(long, default_value_t = 30)]
+    /// Timed repetitions of each load/instantiate measurement (1 to 10000).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub loads: u32,
 }
 

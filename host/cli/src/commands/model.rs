@@ -17,6 +17,20 @@ use ponder_model::{
 /// The embedded default model, fetched by `scripts/setup.sh`.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// Most samples per prompt (`-k`): far beyond the handful Thought Preference Optimization
+/// draws, and small enough that the per-sample bookkeeping is never the problem.
+pub const MAX_SAMPLES: u64 = 1024;
+
+/// Most new tokens per sample the flags accept: the longest context a model may declare
+/// (the sampler also refuses a prompt plus new tokens beyond the model's own context).
+pub const MAX_NEW_TOKENS: u64 = ponder_checkpoint::ModelConfig::MAX_CONTEXT as u64;
+
+/// A clap parser for a count flag in `1..=max`: out-of-range values are a usage error naming
+/// the flag and the range, never an allocation of that size.
+fn count_in(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=max)
+}
+
 /// Which model to load, and where to run it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -78,7 +92,7 @@ pub struct SamplingArgs {
     #[arg(long, default_value_t = 0.0)]
     pub min_p: f32,
     /// Most new tokens per sample.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = count_in(MAX_NEW_TOKENS))]
     pub max_new_tokens: usize,
     /// Base seed: sample k of every prompt uses seed + k, whatever else is in the batch.
     #[arg(long, default_value_t = 0)]
@@ -115,8 +129,8 @@ pub struct GenerateArgs {
     /// JSONL file of `{"messages": [{"role": ..., "content": ...}, ...]}` rows.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Samples per prompt.
-    #[arg(short = 'k', long = "samples", default_value_t = 1)]
+    /// Samples per prompt (1 to 1024).
+    #[arg(short = 'k', long = "samples", default_value_t = 1, value_parser = count_in(MAX_SAMPLES))]
     pub samples: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -137,9 +151,6 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         (None, Some(path)) => read_jsonl_messages(path)?,
         _ => bail!("give --prompt TEXT or --input FILE.jsonl"),
     };
-    if args.samples == 0 {
-        bail!("-k must be at least 1");
-    }
     let loaded = args.model.load()?;
     let params = args.sampling.params(&loaded.checkpoint);
     let seeds: Vec<u64> = (0..args.samples as u64)
@@ -316,30 +327,32 @@ pub fn run_logits(args: LogitsArgs) -> anyhow::Result<()> {
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     let tokenizer = &loaded.checkpoint.tokenizer;
-    let top: Vec<serde_json::Value> = order
-        .iter()
-        .take(args.top)
-        .map(|&id| {
-            serde_json::json!({
-                "id": id,
-                "token": tokenizer.id_to_token(id as u32),
-                "text": tokenizer.decode(&[id as u32], false).unwrap_or_default(),
-                "logit": logits[id],
-                "logprob": logits[id] as f64 - log_sum,
-            })
-        })
-        .collect();
+    let top = &order[..args.top.min(order.len())];
+    let text_of = |id: usize| tokenizer.decode(&[id as u32], false).unwrap_or_default();
     if args.json {
+        // JSON has no NaN or infinity: such values are printed as null.
+        let top: Vec<serde_json::Value> = top
+            .iter()
+            .map(|&id| {
+                serde_json::json!({
+                    "id": id,
+                    "token": tokenizer.id_to_token(id as u32),
+                    "text": text_of(id),
+                    "logit": logits[id],
+                    "logprob": logits[id] as f64 - log_sum,
+                })
+            })
+            .collect();
         let out = serde_json::json!({ "input_ids": ids, "logsumexp": log_sum, "top": top });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for entry in &top {
+        // Printed from the floats themselves, so NaN and infinities show as they are.
+        for &id in top {
             println!(
-                "{:>7} {:>10.4} {:>9.4}  {}",
-                entry["id"],
-                entry["logit"].as_f64().unwrap_or_default(),
-                entry["logprob"].as_f64().unwrap_or_default(),
-                entry["text"]
+                "{id:>7} {:>10.4} {:>9.4}  {}",
+                logits[id],
+                logits[id] as f64 - log_sum,
+                serde_json::Value::String(text_of(id))
             );
         }
     }
@@ -486,23 +499,26 @@ pub const BENCH_INSTRUCTIONS: [&str; 4] = [
     "What are the main differences between Python lists and tuples?",
 ];
 
+/// Most timed runs of `ponder bench generate`.
+const MAX_BENCH_RUNS: u64 = 1000;
+
 /// Arguments of `ponder bench generate`.
 #[derive(Args, Debug)]
 pub struct BenchGenerateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Samples per instruction.
-    #[arg(short = 'k', long = "samples", default_value_t = 8)]
+    /// Samples per instruction (1 to 1024).
+    #[arg(short = 'k', long = "samples", default_value_t = 8, value_parser = count_in(MAX_SAMPLES))]
     pub samples: usize,
     /// New tokens per sample.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = count_in(MAX_NEW_TOKENS))]
     pub max_new_tokens: usize,
     /// `fixed`: end tokens suppressed, every sample is exactly max-new-tokens long (the
     /// deterministic amount of work to compare); `natural`: stop at end of turn.
     #[arg(long, default_value = "fixed", value_parser = ["fixed", "natural"])]
     pub mode: String,
-    /// Timed runs after one short warm-up.
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs after one short warm-up (1 to 1000).
+    #[arg(long, default_value_t = 3, value_parser = count_in(MAX_BENCH_RUNS))]
     pub runs: usize,
 }
 

@@ -3,6 +3,12 @@
 use std::path::PathBuf;
 
 /// An error of the TPO loop.
+///
+/// Like every ponder error type, each variant's message is complete on its own (the cause's text
+/// included) and no variant also reports that cause as its
+/// [`source`](std::error::Error::source), so `{err}` and anyhow's `{err:#}` both print every
+/// fact once. The transparent variants forward their inner error's message and source as they
+/// are.
 #[derive(thiserror::Error, Debug)]
 pub enum PipelineError {
     /// The manifest lacks something `ponder train` needs, or a value cannot be used.
@@ -30,25 +36,25 @@ pub enum PipelineError {
         message: String,
     },
     /// A plugin failed (whole-call failure, or a row under `run.on_row_failure = "stop"`).
-    #[error("iteration {iteration}, {phase}: {source}")]
+    #[error("iteration {iteration}, {phase}: {error}")]
     Plugin {
         /// 1-based iteration.
         iteration: u32,
         /// The phase.
         phase: &'static str,
         /// The plugin's error (names the plugin, the call and the cause).
-        source: Box<ponder_plugin_runtime::PluginError>,
+        error: Box<ponder_plugin_runtime::PluginError>,
     },
     /// Loading, tokenising or saving a model failed.
     #[error(transparent)]
     Checkpoint(#[from] ponder_checkpoint::CheckpointError),
     /// Running the model failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Model {
         /// What was being done.
         context: String,
         /// The model error.
-        source: ponder_model::ModelError,
+        error: ponder_model::ModelError,
     },
     /// DPO failed.
     #[error(transparent)]
@@ -57,12 +63,12 @@ pub enum PipelineError {
     #[error(transparent)]
     Runtime(#[from] ponder_plugin_runtime::RuntimeError),
     /// A file or directory of the run could not be read or written.
-    #[error("{path}: {source}", path = path.display())]
+    #[error("{path}: {error}", path = path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file of the run directory is not what this version of ponder wrote.
     #[error("{path}:{line}: {message}", path = path.display())]
@@ -81,10 +87,10 @@ pub enum PipelineError {
 
 impl PipelineError {
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         PipelineError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 
@@ -92,20 +98,20 @@ impl PipelineError {
     pub fn plugin(
         iteration: u32,
         phase: &'static str,
-        source: ponder_plugin_runtime::PluginError,
+        error: ponder_plugin_runtime::PluginError,
     ) -> Self {
         PipelineError::Plugin {
             iteration,
             phase,
-            source: Box::new(source),
+            error: Box::new(error),
         }
     }
 
     /// A model error while doing `context`.
-    pub fn model(context: impl Into<String>, source: ponder_model::ModelError) -> Self {
+    pub fn model(context: impl Into<String>, error: ponder_model::ModelError) -> Self {
         PipelineError::Model {
             context: context.into(),
-            source,
+            error,
         }
     }
 }

@@ -217,6 +217,8 @@ impl Policy {
 /// Nothing finished is lost: a rerun resumes where the failure stopped the run.
 pub fn train(manifest: &Manifest, options: &TrainOptions) -> Result<RunSummary, PipelineError> {
     let plan = plan(manifest, options)?;
+    // The trainer's own checks, before minutes of sampling rather than at the DPO phase.
+    phases::dpo::validate_config(&plan)?;
     // Every plugin loads (right world, valid configuration) before anything is written.
     let runtime = plan.runtime(&["check"])?;
     for spec in [plan.template, plan.judge, plan.selector] {

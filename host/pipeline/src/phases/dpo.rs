@@ -103,6 +103,18 @@ pub fn run(
     Ok(())
 }
 
+/// Checks the trainer configuration `[dpo]` gives (the trainer validates every optimiser and
+/// loss value in one place, `DpoConfig::validate`), so that a value the manifest's own checks
+/// let through but the trainer refuses stops the run before any sampling.
+///
+/// # Errors
+/// [`PipelineError::Manifest`] for the `dpo` table, with the trainer's reason.
+pub(crate) fn validate_config(plan: &RunPlan<'_>) -> Result<(), PipelineError> {
+    dpo_config(plan, 1)
+        .validate()
+        .map_err(|error| plan.manifest_error("dpo", error.to_string()))
+}
+
 /// The trainer's configuration from `[dpo]`.
 fn dpo_config(plan: &RunPlan<'_>, iteration: u32) -> DpoConfig {
     let dpo = &plan.manifest.dpo;
@@ -257,7 +269,7 @@ impl EvalHook<CausalLm> for ValidationHook<'_> {
             CausalLm::from_weights_taken(&self.checkpoint.config, &mut weights, &self.device)
                 .map_err(|e| TrainError::Model(e.to_string()))?;
         self.score(&inference, step).map_err(|error| match error {
-            PipelineError::Plugin { source, .. } => self.plugin_error(*source),
+            PipelineError::Plugin { error, .. } => self.plugin_error(*error),
             other => TrainError::Config(format!("validation: {other}")),
         })
     }

@@ -59,6 +59,10 @@ enum Command {
     Logits(commands::model::LogitsArgs),
     /// Direct Preference Optimization of a model on a preference-pairs file.
     Dpo(commands::dpo::DpoArgs),
+    /// Compare model A with model B on held-out instructions (win rate, length-controlled win
+    /// rate, bootstrap intervals; thoughts hidden from the judge) and measure IFEval's
+    /// accuracies; prints a table and writes the result as JSON.
+    Eval(Box<commands::eval::EvalArgs>),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Plugins(command) => commands::plugins::run(command),
         Command::Dpo(args) => commands::dpo::run(args),
+        Command::Eval(args) => commands::eval::run(*args),
         Command::Bench(command) => commands::bench::run(command),
         Command::Generate(args) => commands::model::run_generate(args),
         Command::Chat(args) => commands::model::run_chat(args),

@@ -36,8 +36,8 @@ pub struct MeanLengths {
     pub with_thought: usize,
 }
 
-/// The mean lengths of `outputs` (not empty).
-fn mean_lengths<'a>(outputs: impl ExactSizeIterator<Item = &'a OutputLengths>) -> MeanLengths {
+/// The mean lengths of `outputs` (not empty: the means of nothing are NaN).
+pub fn mean_lengths<'a>(outputs: impl ExactSizeIterator<Item = &'a OutputLengths>) -> MeanLengths {
     let count = outputs.len();
     let mut response_total = 0.0;
     let mut thought_total = 0.0;

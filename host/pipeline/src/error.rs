@@ -83,6 +83,15 @@ pub enum PipelineError {
     /// `--restart-from` names no phase or iteration of this run.
     #[error("--restart-from {0}")]
     Restart(String),
+    /// `ponder eval` cannot go on: an input (model, plugin, instruction file) is unusable, or a
+    /// plugin failed on it.
+    #[error("{input}: {message}")]
+    Eval {
+        /// The input concerned: its file, with the flag or instruction it was used for.
+        input: String,
+        /// What is wrong (the cause's text included).
+        message: String,
+    },
 }
 
 impl PipelineError {

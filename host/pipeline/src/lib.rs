@@ -22,10 +22,14 @@
 //! derive from the run seed and the identity of the work ([`seeds`]), so an interrupted run
 //! writes the same bytes as an uninterrupted one (timings aside). A manifest changed in a way that
 //! invalidates finished work is refused ([`settings`]).
+//!
+//! [`eval`] is `ponder eval`: models compared on held-out instructions through the same sampling
+//! path, judged by the same plugins, with the statistics of `ponder-eval`.
 
 #![warn(missing_docs)]
 
 mod error;
+pub mod eval;
 pub mod metrics;
 pub mod phases;
 pub mod progress;

@@ -87,7 +87,8 @@ pub struct RunArgs {
     pub device: String,
 }
 
-fn parse_named_model(text: &str) -> Result<(String, PathBuf), String> {
+/// Parses a `NAME=PATH` model flag.
+pub(crate) fn parse_named_model(text: &str) -> Result<(String, PathBuf), String> {
     match text.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => {
             Ok((name.to_string(), PathBuf::from(path)))
@@ -145,12 +146,21 @@ pub fn runtime(
 
 /// Loads the `--model NAME=PATH` models into a registry the runtime serves `models` from.
 fn model_registry(args: &RunArgs) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
-    if args.models.is_empty() {
+    named_models(&args.models, &args.device)
+}
+
+/// Loads named models (`NAME=PATH` flags) on `device` into a registry the runtime serves
+/// `models` from; `None` without any.
+pub(crate) fn named_models(
+    models: &[(String, PathBuf)],
+    device: &str,
+) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
+    if models.is_empty() {
         return Ok(None);
     }
     let mut registry = ModelRegistry::new();
-    for (name, path) in &args.models {
-        let model = load_model(path, &args.device)
+    for (name, path) in models {
+        let model = load_model(path, device)
             .with_context(|| format!("loading model `{name}` for the plugin"))?;
         registry.insert(name.clone(), model);
     }

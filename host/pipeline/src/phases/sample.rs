@@ -9,8 +9,16 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
+use indicatif::ProgressBar;
+use ponder_checkpoint::{Checkpoint, Tokenizer};
 use ponder_contract::{Message, OutputFormat};
-use ponder_model::{FinishReason, GenerationRequest, ResponseForcing, SamplingParams, generate};
+use ponder_data::Instruction;
+use ponder_manifest::SampleSection;
+use ponder_model::{
+    CausalLm, FinishReason, GeneratedSequence, GenerationRequest, ModelError, ResponseForcing,
+    SamplingParams, generate,
+};
+use ponder_plugin_runtime::{Plugin, PluginError};
 
 use crate::metrics::HostTime;
 use crate::records::{Output, SampleRecord};
@@ -18,10 +26,13 @@ use crate::run_dir::{ChunkedOutput, Phase, write_jsonl};
 use crate::{PipelineError, Policy, RunPlan, instruction_record, progress, seeds};
 
 /// A prompt ready for the sampler.
-struct Prompt {
-    id: String,
-    messages: Vec<Message>,
-    tokens: Vec<u32>,
+pub(crate) struct Prompt {
+    /// The instruction's id.
+    pub(crate) id: String,
+    /// The template's rendering of the instruction.
+    pub(crate) messages: Vec<Message>,
+    /// The rendering under the model's chat template, with the assistant prefix.
+    pub(crate) tokens: Vec<u32>,
 }
 
 /// Runs the phase for `iteration`.
@@ -57,36 +68,18 @@ pub fn run(
     };
 
     let (checkpoint, model) = policy.model()?;
-    let mut rendered = Vec::with_capacity(instructions.len());
-    for instruction in instructions {
-        let messages = host
-            .time(|| template.render(&instruction.messages))
-            .map_err(plugin_error)?;
-        let tokens = checkpoint.encode_chat_with_prefix(&messages, &prefix)?;
-        rendered.push(Prompt {
-            id: instruction.id.clone(),
-            messages,
-            tokens,
-        });
-    }
+    let rendered = render_prompts(
+        &mut template,
+        checkpoint,
+        instructions,
+        &prefix,
+        host,
+        &plugin_error,
+    )?;
     let params = sampling_params(plan, checkpoint, &format)?;
-    let limit = checkpoint.config.max_position_embeddings;
-    let room = params.max_new_tokens
-        + params
-            .response_forcing
-            .as_ref()
-            .map_or(0, |forcing| forcing.forced_tokens.len());
-    if let Some(long) = rendered.iter().find(|p| p.tokens.len() + room > limit) {
-        return Err(plan.manifest_error(
-            "sample.max_new_tokens",
-            format!(
-                "instruction `{}`: its prompt has {} tokens; with {room} new tokens it exceeds \
-                 the model's {limit} positions",
-                long.id,
-                long.tokens.len()
-            ),
-        ));
-    }
+    check_prompt_room(&rendered, &params, checkpoint, &|key, message| {
+        plan.manifest_error(key, message)
+    })?;
 
     let k = sample.k as usize;
     let chunk_size = sample.batch_prompts as usize;
@@ -114,24 +107,14 @@ pub fn run(
                     .collect(),
             })
             .collect();
-        let mut chunk_tokens = 0usize;
-        let (sequences, _) = generate(
+        let sequences = generate_showing_rate(
             model,
             &checkpoint.tokenizer,
             &requests,
             &params,
-            &mut |_| {
-                chunk_tokens += 1;
-                if chunk_tokens.is_multiple_of(64) {
-                    let rate = (tokens_done + chunk_tokens) as f64
-                        / started.elapsed().as_secs_f64().max(1e-9);
-                    bar.set_message(format!("{rate:.0} tokens/s"));
-                }
-                ControlFlow::Continue(())
-            },
+            (&bar, started, &mut tokens_done),
         )
         .map_err(|e| PipelineError::model(format!("iteration {iteration}: sampling"), e))?;
-        tokens_done += chunk_tokens;
         let mut records: Vec<SampleRecord> = chunk
             .iter()
             .map(|prompt| SampleRecord {
@@ -168,19 +151,110 @@ pub fn run(
     Ok(())
 }
 
+/// Renders each instruction with the template plugin and encodes the rendering under the model's
+/// chat template, followed by `prefix` (the assistant prefix, or nothing).
+pub(crate) fn render_prompts(
+    template: &mut Plugin,
+    checkpoint: &Checkpoint,
+    instructions: &[Instruction],
+    prefix: &str,
+    host: &mut HostTime,
+    plugin_error: &dyn Fn(PluginError) -> PipelineError,
+) -> Result<Vec<Prompt>, PipelineError> {
+    let mut rendered = Vec::with_capacity(instructions.len());
+    for instruction in instructions {
+        let messages = host
+            .time(|| template.render(&instruction.messages))
+            .map_err(plugin_error)?;
+        let tokens = checkpoint.encode_chat_with_prefix(&messages, prefix)?;
+        rendered.push(Prompt {
+            id: instruction.id.clone(),
+            messages,
+            tokens,
+        });
+    }
+    Ok(rendered)
+}
+
+/// Refuses a prompt that leaves too few of the model's positions for the new tokens (and the
+/// forced response separator); `error` makes the error about a settings key.
+pub(crate) fn check_prompt_room(
+    prompts: &[Prompt],
+    params: &SamplingParams,
+    checkpoint: &Checkpoint,
+    error: &dyn Fn(&str, String) -> PipelineError,
+) -> Result<(), PipelineError> {
+    let limit = checkpoint.config.max_position_embeddings;
+    let room = params.max_new_tokens
+        + params
+            .response_forcing
+            .as_ref()
+            .map_or(0, |forcing| forcing.forced_tokens.len());
+    match prompts.iter().find(|p| p.tokens.len() + room > limit) {
+        Some(long) => Err(error(
+            "sample.max_new_tokens",
+            format!(
+                "instruction `{}`: its prompt has {} tokens; with {room} new tokens it exceeds \
+                 the model's {limit} positions",
+                long.id,
+                long.tokens.len()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Generates `requests` in one batch, showing the tokens per second since `started` on the bar;
+/// adds the generated tokens to `tokens_done`.
+pub(crate) fn generate_showing_rate(
+    model: &CausalLm,
+    tokenizer: &Tokenizer,
+    requests: &[GenerationRequest],
+    params: &SamplingParams,
+    (bar, started, tokens_done): (&ProgressBar, Instant, &mut usize),
+) -> Result<Vec<GeneratedSequence>, ModelError> {
+    let mut chunk_tokens = 0usize;
+    let (sequences, _) = generate(model, tokenizer, requests, params, &mut |_| {
+        chunk_tokens += 1;
+        if chunk_tokens.is_multiple_of(64) {
+            let rate =
+                (*tokens_done + chunk_tokens) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{rate:.0} tokens/s"));
+        }
+        ControlFlow::Continue(())
+    })?;
+    *tokens_done += chunk_tokens;
+    Ok(sequences)
+}
+
 /// The sampler settings of the manifest, with response forcing when `sample.thought_budget` is
 /// set and the template has a response separator.
 pub(crate) fn sampling_params(
     plan: &RunPlan<'_>,
-    checkpoint: &ponder_checkpoint::Checkpoint,
+    checkpoint: &Checkpoint,
     format: &OutputFormat,
 ) -> Result<SamplingParams, PipelineError> {
-    let sample = &plan.manifest.sample;
+    sampling_params_of(
+        &plan.manifest.sample,
+        checkpoint,
+        format,
+        &|key, message| plan.manifest_error(key, message),
+    )
+}
+
+/// The sampler settings of `sample`, with response forcing when `sample.thought_budget` is set
+/// and the template has a response separator; `error` makes the error about a settings key.
+pub(crate) fn sampling_params_of(
+    sample: &SampleSection,
+    checkpoint: &Checkpoint,
+    format: &OutputFormat,
+    error: &dyn Fn(&str, String) -> PipelineError,
+) -> Result<SamplingParams, PipelineError> {
     let response_forcing = match (&format.response_separator, sample.thought_budget) {
         (Some(separator), budget) if budget > 0 => {
             let forced_tokens = checkpoint.tokenizer.encode(&format.forced_response)?;
             if forced_tokens.is_empty() || !format.forced_response.contains(separator.as_str()) {
-                return Err(plan.manifest_error(
+                return Err(error(
                     "plugins.template",
                     format!(
                         "the template's forced response text {:?} does not contain its response \
@@ -207,11 +281,12 @@ pub(crate) fn sampling_params(
     };
     params
         .validate()
-        .map_err(|e| plan.manifest_error("sample", e.to_string()))?;
+        .map_err(|e| error("sample", e.to_string()))?;
     Ok(params)
 }
 
-fn finish_name(finish: &FinishReason) -> &'static str {
+/// The run files' name of why a sequence ended.
+pub(crate) fn finish_name(finish: &FinishReason) -> &'static str {
     match finish {
         FinishReason::StopToken(_) => "stop",
         FinishReason::StopString(_) => "stop-string",

@@ -12,7 +12,7 @@
 //! A response whose choice log-probabilities are all −∞ or not finite gets no score (`None`).
 
 use ponder_sdk::models::{ChoiceRequest, Models};
-use ponder_sdk::{Judge, JudgeOutcome, JudgeRequest, Message, PluginFailure, config, stats};
+use ponder_sdk::{Judge, JudgeOutcome, JudgeRequest, Message, PluginFailure, config};
 use serde::Deserialize;
 
 /// The rubric (system message).
@@ -43,19 +43,26 @@ pub fn choices() -> Vec<String> {
 
 /// The expected rating (1-10) under the softmax of the choices' log-probabilities; `None` when
 /// there is no finite log-probability.
+///
+/// The weights are `exp(lp − max)`, divided by their sum: with log-probabilities of huge
+/// magnitude a log-sum-exp normaliser `max + ln Σ …` rounds back to `max` (the `ln 10` is below
+/// its precision), and ten equal values would get probability 1 each.
 pub fn expected_rating(logprobs: &[f64]) -> Option<f64> {
     let finite: Vec<f64> = logprobs
         .iter()
         .map(|&lp| if lp.is_nan() { f64::NEG_INFINITY } else { lp })
         .collect();
-    let normaliser = stats::log_sum_exp(&finite);
-    if !normaliser.is_finite() {
+    let largest = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !largest.is_finite() {
         return None;
     }
-    let expectation: f64 = finite
+    // each weight is in [0, 1] and the largest is 1, so the sum is in [1, len]
+    let weights: Vec<f64> = finite.iter().map(|lp| (lp - largest).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let expectation: f64 = weights
         .iter()
         .enumerate()
-        .map(|(index, lp)| (index as f64 + 1.0) * (lp - normaliser).exp())
+        .map(|(index, weight)| (index as f64 + 1.0) * weight / total)
         .sum();
     expectation.is_finite().then_some(expectation)
 }
@@ -200,6 +207,21 @@ mod tests {
         assert!((expected_rating(&two).unwrap() - 4.0).abs() < 1e-12);
         assert_eq!(expected_rating(&[f64::NEG_INFINITY; 10]), None);
         assert_eq!(expected_rating(&[f64::NAN; 10]), None);
+    }
+
+    #[test]
+    fn log_probs_of_huge_magnitude_still_average_to_a_rating() {
+        // equal values: the uniform rating, whatever their size
+        for value in [1e20, f64::MAX, -1e300] {
+            let rating = expected_rating(&[value; 10]).unwrap();
+            assert!((rating - 5.5).abs() < 1e-9, "{value}: {rating}");
+        }
+        let mut apart = vec![-f64::MAX; 10];
+        apart[2] = f64::MAX;
+        assert_eq!(expected_rating(&apart), Some(3.0));
+        let mut infinite = vec![0.0; 10];
+        infinite[4] = f64::INFINITY;
+        assert_eq!(expected_rating(&infinite), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! macros, string growth, filters, Python string methods) must render or fail with a
 //! `chat template:` error promptly: never panic, hang or exhaust memory.
 //!
-//! Runs 96 cases per property by default (a case may spend the whole work budget);
+//! Runs 256 cases per property by default (a case may spend the whole work budget);
 //! `PROPTEST_CASES=5000 cargo test --release -p ponder-checkpoint --test fuzz_chat_template`
 //! fuzzes longer.
 
@@ -92,6 +92,23 @@ fn expression() -> impl Strategy<Value = String> {
     })
 }
 
+/// What loops run over: small, large and huge ranges, the messages, strings and lists.
+fn iterable() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "range(3)",
+            "range(1000)",
+            "range(100000)",
+            "messages",
+            "ns.s",
+            "[1, 2, 3]",
+            "ns.s * 1000",
+        ])
+        .prop_map(str::to_string),
+        expression(),
+    ]
+}
+
 /// Statements: text, output, loops, conditions, assignments, macro definitions and calls.
 fn statements() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
@@ -108,8 +125,16 @@ fn statements() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(3, 24, 3, |inner| {
         prop_oneof![
-            (expression(), inner.clone())
+            (iterable(), inner.clone())
                 .prop_map(|(e, body)| format!("{{% for i in {e} %}}{body}{{% endfor %}}")),
+            (iterable(), iterable(), inner.clone()).prop_map(|(a, b, body)| format!(
+                "{{% for i in {a} %}}{{% for j in {b} %}}{body}{{% endfor %}}{{% endfor %}}"
+            )),
+            (prop::sample::select(vec![2, 10, 1000]), inner.clone()).prop_map(|(depth, body)| {
+                format!(
+                    "{{% macro r(n) %}}{{% if n < {depth} %}}{{{{ r(n + 1) }}}}{{% endif %}}{body}{{% endmacro %}}{{{{ r(0) }}}}"
+                )
+            }),
             (expression(), inner.clone()).prop_map(|(e, body)| format!(
                 "{{% for i in {e} recursive %}}{body}{{{{ loop(i) }}}}{{% endfor %}}"
             )),
@@ -148,7 +173,7 @@ fn render(source: &str, messages: &[Message]) {
 }
 
 proptest! {
-    #![proptest_config(proptest_config(96))]
+    #![proptest_config(proptest_config(256))]
 
     #[test]
     fn random_templates_render_or_fail_promptly(source in template()) {

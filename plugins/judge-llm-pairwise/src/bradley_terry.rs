@@ -187,6 +187,18 @@ mod tests {
     }
 
     #[test]
+    fn extreme_priors_and_counts_stay_finite() {
+        // A vanishing prior lets a clean sweep push the strengths apart; a huge one pins them
+        // near 0; huge battle counts make huge gradients. None may overflow.
+        for (prior, count) in [(1e-300, 2.0), (1e300, 2.0), (0.1, 1e300), (1e-300, 1e300)] {
+            let wins = vec![vec![0.0, count, count], vec![0.0, 0.0, count], vec![0.0; 3]];
+            let e = fit(&wins, prior);
+            assert!(e.iter().all(|x| x.is_finite()), "{prior} {count}: {e:?}");
+            assert!(e[0] >= e[1] && e[1] >= e[2], "{prior} {count}: {e:?}");
+        }
+    }
+
+    #[test]
     fn transitive_order_is_recovered() {
         // 0 > 1 > 2 > 3 with some upsets.
         let wins = vec![

@@ -58,8 +58,9 @@ pub enum Cause {
     },
     /// The component was built against an incompatible version of the contract.
     IncompatibleVersion {
-        /// The interfaces the host serves, e.g. `ponder:plugin/judging@0.1.0 or
-        /// ponder:plugin/judging@0.2.0`.
+        /// What the host serves, e.g. `ponder:plugin/judging@0.1.0 or
+        /// ponder:plugin/judging@0.2.0 (compatible: same major.minor)` or `native ABI version 1
+        /// (exactly)`.
         expected: String,
         /// The interface the component exports, e.g. `ponder:plugin/judging@0.3.0 (newer than
         /// this host supports)`.
@@ -119,7 +120,7 @@ impl fmt::Display for Cause {
             }
             Cause::IncompatibleVersion { expected, found } => write!(
                 f,
-                "incompatible contract version: expected {expected} (compatible: same major.minor), found {found}"
+                "incompatible contract version: expected {expected}, found {found}"
             ),
             Cause::Link(message) => write!(f, "cannot link: {message}"),
             Cause::OutOfFuel { fuel } => {

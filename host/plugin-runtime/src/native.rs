@@ -74,7 +74,7 @@ impl NativePlugin {
         let version = plugin.u32_symbol(b"ponder_plugin_abi_version\0")?;
         if version != NATIVE_ABI_VERSION {
             return Err(Cause::IncompatibleVersion {
-                expected: format!("native ABI version {NATIVE_ABI_VERSION}"),
+                expected: format!("native ABI version {NATIVE_ABI_VERSION} (exactly)"),
                 found: format!("native ABI version {version}"),
             });
         }

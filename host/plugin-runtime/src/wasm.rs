@@ -114,7 +114,7 @@ pub(crate) fn check_world(
     }
     if let Some((name, _, version)) = candidates.first() {
         return Err(Cause::IncompatibleVersion {
-            expected: expected_export,
+            expected: format!("{expected_export} (compatible: same major.minor)"),
             found: format!("{name}{}", unserved_relation(version)),
         });
     }

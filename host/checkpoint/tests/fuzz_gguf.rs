@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::gguf::tiny_model;
+use common::gguf::{tiny_llama3_model, tiny_model};
 use common::{assert_prompt, proptest_config};
 use ponder_checkpoint::gguf::GgufFile;
 use ponder_checkpoint::{Checkpoint, Message};
@@ -31,6 +31,11 @@ fn load_everything(bytes: &[u8]) {
         let _ = checkpoint.tokenizer.encode("abba");
     }
     assert_prompt(started, 10, "loading a mutated GGUF file");
+}
+
+/// One of the two small model files: plain, or with llama3 RoPE factors and a key length.
+fn model_file() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![Just(tiny_model()), Just(tiny_llama3_model())]
 }
 
 /// Values that make counts, lengths, dimensions and offsets absurd.
@@ -71,9 +76,9 @@ proptest! {
 
     #[test]
     fn a_model_file_with_bytes_mutated_never_panics(
+        mut bytes in model_file(),
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
     ) {
-        let mut bytes = tiny_model();
         for (index, value) in edits {
             let at = index.index(bytes.len());
             bytes[at] = value;
@@ -83,9 +88,9 @@ proptest! {
 
     #[test]
     fn a_model_file_with_extreme_u64_fields_never_panics(
+        mut bytes in model_file(),
         edits in proptest::collection::vec((any::<prop::sample::Index>(), extreme_u64()), 1..4),
     ) {
-        let mut bytes = tiny_model();
         for (index, value) in edits {
             // Anywhere, not only at 8-byte boundaries: fields are packed.
             let at = index.index(bytes.len() - 8);
@@ -96,10 +101,10 @@ proptest! {
 
     #[test]
     fn a_model_file_with_extreme_u32_fields_never_panics(
+        mut bytes in model_file(),
         index in any::<prop::sample::Index>(),
         value in prop_oneof![Just(0u32), Just(1), Just(9), Just(4_000_000_000), Just(u32::MAX), any::<u32>()],
     ) {
-        let mut bytes = tiny_model();
         let at = index.index(bytes.len() - 4);
         bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
         load_everything(&bytes);
@@ -107,10 +112,10 @@ proptest! {
 
     #[test]
     fn a_model_file_cut_short_or_extended_never_panics(
+        mut bytes in model_file(),
         cut in any::<prop::sample::Index>(),
         tail in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
-        let mut bytes = tiny_model();
         bytes.truncate(cut.index(bytes.len()));
         bytes.extend(tail);
         load_everything(&bytes);

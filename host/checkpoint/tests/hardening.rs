@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::gguf::{Builder, add_tiny_tensors, tiny_model, tiny_model_metadata};
+use common::gguf::{Builder, add_tiny_tensors, tiny_llama3_model, tiny_model, tiny_model_metadata};
 use common::{copy_model_dir, edit_config, error_chain, tiny};
 use ponder_checkpoint::gguf::{GgufFile, MetadataArray, MetadataValue};
 use ponder_checkpoint::{ChatTemplate, Checkpoint, CheckpointError, Message, ModelConfig};
@@ -54,6 +54,11 @@ fn the_tiny_synthetic_gguf_model_loads() {
         .encode_chat(&[Message::new("user", "ab")], true)
         .unwrap();
     assert!(!ids.is_empty());
+    let llama3 = load_gguf(&tiny_llama3_model()).unwrap();
+    assert!(matches!(
+        llama3.config.rope_scaling,
+        Some(ponder_checkpoint::RopeScaling::Llama3 { .. })
+    ));
 }
 
 // (a) A layer count read from a file drives no allocation before it is checked.

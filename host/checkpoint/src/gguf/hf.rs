@@ -101,14 +101,18 @@ fn model_config(gguf: &GgufFile, vocab_size: usize) -> Result<ModelConfig, Check
             format!("{num_key_value_heads} does not divide head_count {num_attention_heads}"),
         ));
     }
-    let head_dim = match gguf.meta_u64(&key("attention.key_length"))? {
-        Some(d) if d > 0 => usize::try_from(d).unwrap_or(usize::MAX),
-        _ => hidden_size / num_attention_heads,
+    // The key the head dimension comes from, for the error that names it.
+    let (head_dim, head_dim_key) = match gguf.meta_u64(&key("attention.key_length"))? {
+        Some(d) if d > 0 => (
+            usize::try_from(d).unwrap_or(usize::MAX),
+            key("attention.key_length"),
+        ),
+        _ => (hidden_size / num_attention_heads, key("embedding_length")),
     };
     // Checked here, before the rope_freqs factors below are computed per head dimension.
     if head_dim == 0 || !head_dim.is_multiple_of(2) || head_dim > ModelConfig::MAX_HEAD_DIM {
         return Err(gguf.metadata_error(
-            &key("attention.key_length"),
+            &head_dim_key,
             format!(
                 "gives a head dimension of {head_dim}; it must be even and between 2 and {}",
                 ModelConfig::MAX_HEAD_DIM

@@ -186,3 +186,16 @@ pub fn tiny_model() -> Vec<u8> {
     let mut builder = tiny_model_metadata();
     add_tiny_tensors(&mut builder).build()
 }
+
+/// [`tiny_model`] with an explicit `attention.key_length` and a `rope_freqs.weight` tensor of
+/// llama3 factors (all 1 at this head dimension): the paths a llama 3.1 file takes.
+pub fn tiny_llama3_model() -> Vec<u8> {
+    let mut builder = tiny_model_metadata();
+    builder
+        .kv_u32(
+            "llama.attention.key_length",
+            (HIDDEN / u64::from(HEADS)) as u32,
+        )
+        .tensor("rope_freqs.weight", &[2], F32, &f32_bytes(&[1.0, 1.0]));
+    add_tiny_tensors(&mut builder).build()
+}

@@ -187,7 +187,7 @@ fn check_positive_at_most(name: &str, value: usize, max: usize) -> Result<(), Ch
     Ok(())
 }
 
-/// A float that must be finite and positive (RoPE bases and factors, the norm epsilon): zero,
+/// A float that must be finite and positive (the norm epsilon, RoPE wavelength factors): zero,
 /// negative, infinite or NaN values give NaN activations or constant logits, never an error.
 fn check_positive_finite(name: &str, value: f64) -> Result<(), CheckpointError> {
     if !(value.is_finite() && value > 0.0) {
@@ -197,6 +197,21 @@ fn check_positive_finite(name: &str, value: f64) -> Result<(), CheckpointError> 
     }
     Ok(())
 }
+
+/// A float that must be finite and at least `min`: RoPE frequencies are `theta^-x / factor`,
+/// computed in float32, so a base below 1 or a factor near 0 pushes them to infinity and every
+/// rotated query and key to NaN.
+fn check_finite_at_least(name: &str, value: f64, min: f64) -> Result<(), CheckpointError> {
+    if !(value.is_finite() && value >= min) {
+        return Err(invalid(format!(
+            "{name} is {value:?}; it must be a finite number of at least {min}"
+        )));
+    }
+    Ok(())
+}
+
+/// The smallest RoPE scaling factor accepted (released models use 2 to 64).
+const MIN_ROPE_SCALING_FACTOR: f64 = 1e-3;
 
 impl ModelConfig {
     /// Most decoder layers a configuration may declare (the largest released Llama has 126).
@@ -273,11 +288,15 @@ impl ModelConfig {
             Self::MAX_CONTEXT,
         )?;
         check_positive_finite("rms_norm_eps", self.rms_norm_eps)?;
-        check_positive_finite("rope_theta", self.rope_theta)?;
+        check_finite_at_least("rope_theta", self.rope_theta, 1.0)?;
         match &self.rope_scaling {
             None => {}
             Some(RopeScaling::Linear { factor }) => {
-                check_positive_finite("linear rope scaling factor", *factor)?;
+                check_finite_at_least(
+                    "linear rope scaling factor",
+                    *factor,
+                    MIN_ROPE_SCALING_FACTOR,
+                )?;
             }
             Some(RopeScaling::Llama3 {
                 factor,
@@ -285,7 +304,11 @@ impl ModelConfig {
                 high_freq_factor,
                 original_max_position_embeddings,
             }) => {
-                check_positive_finite("llama3 rope scaling factor", *factor)?;
+                check_finite_at_least(
+                    "llama3 rope scaling factor",
+                    *factor,
+                    MIN_ROPE_SCALING_FACTOR,
+                )?;
                 check_positive_finite("llama3 rope scaling low_freq_factor", *low_freq_factor)?;
                 check_positive_finite("llama3 rope scaling high_freq_factor", *high_freq_factor)?;
                 // The smoothing between the two wavelengths divides by their difference.

@@ -127,16 +127,17 @@ fn check_parsed(config: &ModelConfig) {
         let product = shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
         assert!(product.is_some_and(|n| n > 0), "{name}: {shape:?}");
     }
-    assert!(config.rope_theta.is_finite() && config.rope_theta > 0.0);
+    // RoPE frequencies stay finite in float32: base at least 1, factors away from 0.
+    assert!(config.rope_theta.is_finite() && config.rope_theta >= 1.0);
     match &config.rope_scaling {
         None => {}
-        Some(RopeScaling::Linear { factor }) => assert!(factor.is_finite() && *factor > 0.0),
+        Some(RopeScaling::Linear { factor }) => assert!(factor.is_finite() && *factor >= 1e-3),
         Some(RopeScaling::Llama3 {
             factor,
             low_freq_factor,
             high_freq_factor,
             ..
-        }) => assert!(*factor > 0.0 && high_freq_factor > low_freq_factor),
+        }) => assert!(*factor >= 1e-3 && high_freq_factor > low_freq_factor),
     }
     // What is written back reads back (floats may move in their last bit through JSON).
     let back = ModelConfig::from_hf_json(&config.to_hf_json().to_string())

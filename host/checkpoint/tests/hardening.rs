@@ -217,6 +217,14 @@ fn rope_and_norm_settings_out_of_range_are_rejected() {
             json!({"rope_parameters": {"rope_theta": -10000.0}}),
             "rope_theta is -10000",
         ),
+        (
+            json!({"rope_parameters": {"rope_theta": 0.5}}),
+            "rope_theta is 0.5; it must be a finite number of at least 1",
+        ),
+        (
+            json!({"rope_parameters": {"rope_type": "linear", "factor": 1e-300}}),
+            "linear rope scaling factor is 1e-300",
+        ),
         (json!({"rms_norm_eps": 0.0}), "rms_norm_eps is 0"),
         (json!({"rms_norm_eps": -1e-5}), "rms_norm_eps is -0.00001"),
         (

@@ -102,6 +102,8 @@ fn thought_against_direct_writes_a_consistent_result() {
     );
     assert!(outcome.stdout.contains("P-strict"), "{}", outcome.stdout);
     assert_eq!(result["instructions"], INSTRUCTIONS);
+    assert_eq!(result["judge"]["name"], "judge-constraints");
+    assert_eq!(result["judge"]["kind"], "pointwise");
     assert_eq!(result["models"].as_array().unwrap().len(), 2);
     for model in result["models"].as_array().unwrap() {
         let generation = &model["generation"];

@@ -198,14 +198,23 @@ pub struct EvalReport {
     pub max_new_tokens: u32,
     /// Retries of an output that does not parse.
     pub parse_retries: u32,
-    /// The comparison judge's name and kind.
-    pub judge: Option<(String, JudgeKind)>,
+    /// The comparison judge; `None` without B.
+    pub judge: Option<JudgeInfo>,
     /// A, then B.
     pub models: Vec<ModelReport>,
     /// A against B; `None` without B.
     pub pairwise: Option<PairwiseReport>,
     /// Per instruction: the outputs and the preference.
     pub per_instruction: Vec<InstructionOutcome>,
+}
+
+/// Which judge compared A with B.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JudgeInfo {
+    /// The plugin's name (its file stem).
+    pub name: String,
+    /// How it scored.
+    pub kind: JudgeKind,
 }
 
 /// One model's output on one instruction, split.
@@ -359,10 +368,10 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
         top_p: plan.sample.top_p,
         max_new_tokens: plan.sample.max_new_tokens,
         parse_retries: plan.parse_retries,
-        judge: plan
-            .judge
-            .as_ref()
-            .map(|judge| (judge.spec.name(), judge.kind)),
+        judge: plan.judge.as_ref().map(|judge| JudgeInfo {
+            name: judge.spec.name(),
+            kind: judge.kind,
+        }),
         models: reports,
         pairwise,
         per_instruction,

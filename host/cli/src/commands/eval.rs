@@ -295,16 +295,14 @@ fn print_report(report: &EvalReport) {
 
     if let Some(pairwise) = &report.pairwise {
         let overall = &pairwise.win_rate;
-        let judge = report
-            .judge
-            .as_ref()
-            .map_or_else(String::new, |(name, kind)| {
-                let kind = match kind {
-                    JudgeKind::Pointwise => "pointwise",
-                    JudgeKind::Pairwise => "pairwise, both orders",
-                };
-                format!(" ({name}, {kind})")
-            });
+        let judge = report.judge.as_ref().map_or_else(String::new, |judge| {
+            let name = &judge.name;
+            let kind = match judge.kind {
+                JudgeKind::Pointwise => "pointwise",
+                JudgeKind::Pairwise => "pairwise, both orders",
+            };
+            format!(" ({name}, {kind})")
+        });
         println!(
             "\nwin rate of A over B{judge}: {:.1}% {} ({} wins, {} ties, {} losses)",
             overall.win_rate.win_rate_percent,

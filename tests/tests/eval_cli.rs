@@ -5,11 +5,12 @@
 //!   written, its counts agree, win rates are percentages and IFEval accuracies fractions;
 //! - a model against itself with the same seed ties on every instruction (50%), with a pointwise
 //!   and with a pairwise judge;
+//! - instructions the judge fails on are left out of the comparison and listed;
 //! - bad input (a missing instruction file, a plugin of the wrong role) is refused naming it.
 
 use std::path::{Path, PathBuf};
 
-use ponder_e2e::{Outcome, plugin, ponder, root};
+use ponder_e2e::{Outcome, plugin, ponder, root, test_guest};
 use ponder_test_support::tiny_model_dir;
 use serde_json::Value;
 
@@ -192,6 +193,75 @@ fn a_model_against_itself_ties_pointwise_and_pairwise() {
         assert_eq!(a["generation"]["lengths"], b["generation"]["lengths"]);
         assert_eq!(a["ifeval"], b["ifeval"]);
     }
+}
+
+#[test]
+fn instructions_the_judge_fails_on_are_left_out_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("marked.jsonl");
+    // The marked judge traps on a call holding `[trap]` and breaks the contract on `[short]`:
+    // only those two instructions fail, the others keep their verdicts.
+    let rows: String = [
+        "Say hi.",
+        "Say [trap] hi.",
+        "Count to 3.",
+        "Say [short] no.",
+        "Name a fruit.",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(index, prompt)| {
+        let row = serde_json::json!({
+            "id": format!("row-{index}"),
+            "prompt": [{"role": "user", "content": prompt}],
+        });
+        format!("{row}\n")
+    })
+    .collect();
+    std::fs::write(&data, rows).unwrap();
+    let model = tiny_model_dir("llama");
+    let template = plugin("thought-direct");
+    let judge = test_guest("hostile-marked-judge");
+    let out = dir.path().join("result.json");
+    let outcome = ponder(
+        &[
+            "eval",
+            "--a",
+            model.to_str().unwrap(),
+            "--a-template",
+            template.to_str().unwrap(),
+            "--b",
+            model.to_str().unwrap(),
+            "--judge",
+            judge.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--max-new-tokens",
+            "8",
+            "--no-ifeval",
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &dir.path().join("cache"),
+    );
+    assert!(outcome.success, "{}\n{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome.stdout.contains("row-1, row-3"),
+        "{}",
+        outcome.stdout
+    );
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let failed: Vec<&str> = result["judge_failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|failure| failure["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["row-1", "row-3"]);
+    assert_eq!(result["pairwise"]["win_rate"]["instructions"], 3);
+    assert!(result["per_instruction"][1]["preference"].is_null());
+    assert_eq!(result["per_instruction"][0]["preference"], 0.5);
 }
 
 #[test]

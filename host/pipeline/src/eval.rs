@@ -38,6 +38,7 @@ use ponder_plugin_runtime::{LogSink, Plugin, PluginError, PluginRuntime, Runtime
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::HostTime;
+use crate::phases::judge::bisect;
 use crate::phases::sample::{
     check_prompt_room, generate_showing_rate, render_prompts, sampling_params_of,
 };
@@ -160,7 +161,7 @@ pub struct InstructionOutcome {
     pub id: String,
     /// Its category (empty when it has none).
     pub category: String,
-    /// The preference for A in [0, 1]; `None` without a comparison.
+    /// The preference for A in [0, 1]; `None` without a comparison or where the judge failed.
     pub preference: Option<f64>,
     /// Each model's output, in the order of [`EvalReport::models`].
     pub outputs: Vec<OutputRecord>,
@@ -204,8 +205,19 @@ pub struct EvalReport {
     pub models: Vec<ModelReport>,
     /// A against B; `None` without B.
     pub pairwise: Option<PairwiseReport>,
+    /// The instructions the comparison judge failed on, left out of `pairwise`.
+    pub judge_failures: Vec<JudgeFailure>,
     /// Per instruction: the outputs and the preference.
     pub per_instruction: Vec<InstructionOutcome>,
+}
+
+/// An instruction the comparison judge failed on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JudgeFailure {
+    /// The instruction's id.
+    pub id: String,
+    /// The judge's error.
+    pub message: String,
 }
 
 /// Which judge compared A with B.
@@ -313,16 +325,26 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
         outputs.push(generated);
     }
 
+    let mut judge_failures = Vec::new();
     let preferences = match (&plan.judge, outputs.get(1)) {
         (Some(judge), Some(b)) => {
             let judge_runtime = runtime(&["eval", "judge"])?;
-            Some(compare(
+            let preferences = compare(
                 judge,
                 &judge_runtime,
                 &instructions,
                 &outputs[0],
                 b,
-            )?)
+                &mut judge_failures,
+            )?;
+            if !judge_failures.is_empty() {
+                eprintln!(
+                    "eval: the judge failed on {} instructions, left out of the comparison \
+                     (listed in the result's judge_failures)",
+                    judge_failures.len()
+                );
+            }
+            Some(preferences)
         }
         _ => None,
     };
@@ -332,11 +354,13 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
                 .iter()
                 .zip(preferences)
                 .enumerate()
-                .map(|(index, (instruction, &preference))| ComparedInstruction {
-                    category: category(instruction),
-                    preference,
-                    a: outputs[0][index].lengths(),
-                    b: outputs[1][index].lengths(),
+                .filter_map(|(index, (instruction, &preference))| {
+                    Some(ComparedInstruction {
+                        category: category(instruction),
+                        preference: preference?,
+                        a: outputs[0][index].lengths(),
+                        b: outputs[1][index].lengths(),
+                    })
                 })
                 .collect();
             let bootstrap = BootstrapOptions {
@@ -353,7 +377,7 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
         .map(|(index, instruction)| InstructionOutcome {
             id: instruction.id.clone(),
             category: category(instruction),
-            preference: preferences.as_ref().map(|all| all[index]),
+            preference: preferences.as_ref().and_then(|all| all[index]),
             outputs: outputs
                 .iter()
                 .map(|model| model[index].record.clone())
@@ -374,6 +398,7 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
         }),
         models: reports,
         pairwise,
+        judge_failures,
         per_instruction,
     })
 }
@@ -565,31 +590,33 @@ fn judge_request(instruction: &Instruction, responses: Vec<String>) -> JudgeRequ
     }
 }
 
-/// Judges `requests` in one call; one score list per request, or an error naming the plugin,
-/// `flag` and the instruction of a failed request (`owners[i]`: request i's instruction id).
+/// One judge request's scores, or why the judge failed on it.
+type RequestScores = Result<Vec<Option<f64>>, String>;
+
+/// Judges `requests`, one outcome per request in order. A call that fails as a whole is split
+/// in halves down to single requests (as `ponder train` judges), each part on a fresh instance,
+/// so that a failure lands on the requests that cause it only.
+///
+/// # Errors
+/// Only a plugin that cannot be loaded; a request's failure is its outcome.
 fn judge_all(
     runtime: &PluginRuntime,
     spec: &PluginSpec,
     flag: &str,
     requests: &[JudgeRequest],
-    owners: &[&str],
-) -> Result<Vec<Vec<Option<f64>>>, PipelineError> {
-    if requests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut judge = load(runtime, spec, flag)?;
-    let outcomes = judge
-        .judge(requests)
-        .map_err(|error| plugin_error(spec, flag, error))?;
-    outcomes
+) -> Result<Vec<RequestScores>, PipelineError> {
+    let outcomes = bisect(requests, |part: &[JudgeRequest]| {
+        let mut judge = load(runtime, spec, flag)?;
+        Ok::<_, PipelineError>(judge.judge(part).map_err(|error| error.to_string()))
+    })?;
+    Ok(outcomes
         .into_iter()
-        .zip(owners)
-        .map(|(outcome, owner)| {
-            outcome.map_err(|failure| {
-                plugin_error(spec, flag, format!("instruction `{owner}`: {failure}"))
-            })
+        .map(|outcome| match outcome {
+            Ok(Ok(scores)) => Ok(scores),
+            Ok(Err(failure)) => Err(failure.to_string()),
+            Err(call_failure) => Err(call_failure),
         })
-        .collect()
+        .collect())
 }
 
 /// The preference for A where a parse failure decides it, without the judge: a failure loses
@@ -640,64 +667,77 @@ fn judged_preference(
     }
 }
 
-/// The preference for A on every instruction.
+/// The preference for A on every instruction; `None` where the judge failed (in `failures`).
 fn compare(
     judge: &EvalJudge,
     runtime: &PluginRuntime,
     instructions: &[Instruction],
     a: &[Generated],
     b: &[Generated],
-) -> Result<Vec<f64>, PipelineError> {
+    failures: &mut Vec<JudgeFailure>,
+) -> Result<Vec<Option<f64>>, PipelineError> {
     let orders = match judge.kind {
         JudgeKind::Pointwise => 1,
         JudgeKind::Pairwise => 2,
     };
     let mut requests = Vec::new();
-    let mut owners = Vec::new();
-    let mut judged = Vec::new();
-    for (index, instruction) in instructions.iter().enumerate() {
-        let (Some(response_a), Some(response_b)) =
-            (&a[index].record.response, &b[index].record.response)
-        else {
-            continue;
-        };
+    for (a, b, instruction) in judged_pairs(instructions, a, b) {
         requests.push(judge_request(
             instruction,
-            vec![response_a.clone(), response_b.clone()],
+            vec![a.to_string(), b.to_string()],
         ));
-        owners.push(instruction.id.as_str());
         if orders == 2 {
             requests.push(judge_request(
                 instruction,
-                vec![response_b.clone(), response_a.clone()],
+                vec![b.to_string(), a.to_string()],
             ));
-            owners.push(instruction.id.as_str());
         }
-        judged.push(index);
     }
-    let scores = judge_all(runtime, &judge.spec, "--judge", &requests, &owners)?;
-    let mut by_instruction = scores.chunks(orders);
+    let outcomes = judge_all(runtime, &judge.spec, "--judge", &requests)?;
+    let mut by_instruction = outcomes.chunks(orders);
     let mut preferences = Vec::with_capacity(instructions.len());
     for (index, instruction) in instructions.iter().enumerate() {
         let a_parsed = a[index].record.response.is_some();
         let b_parsed = b[index].record.response.is_some();
-        let preference = match preference_without_judge(a_parsed, b_parsed) {
-            Some(preference) => preference,
-            None => {
-                let scores = by_instruction.next().unwrap_or(&[]);
-                judged_preference(judge.kind, index, scores).map_err(|error| {
-                    plugin_error(
-                        &judge.spec,
-                        "--judge",
-                        format!("instruction `{}`: {error}", instruction.id),
-                    )
-                })?
+        if let Some(preference) = preference_without_judge(a_parsed, b_parsed) {
+            preferences.push(Some(preference));
+            continue;
+        }
+        let outcomes = by_instruction.next().unwrap_or(&[]);
+        let scores: Result<Vec<Vec<Option<f64>>>, String> = outcomes.iter().cloned().collect();
+        let preference = scores.and_then(|scores| {
+            judged_preference(judge.kind, index, &scores).map_err(|error| error.to_string())
+        });
+        match preference {
+            Ok(preference) => preferences.push(Some(preference)),
+            Err(message) => {
+                failures.push(JudgeFailure {
+                    id: instruction.id.clone(),
+                    message,
+                });
+                preferences.push(None);
             }
-        };
-        preferences.push(preference);
+        }
     }
-    debug_assert_eq!(judged.len() * orders, scores.len());
     Ok(preferences)
+}
+
+/// The responses of A and B to each instruction where both parsed, with the instruction.
+fn judged_pairs<'a>(
+    instructions: &'a [Instruction],
+    a: &'a [Generated],
+    b: &'a [Generated],
+) -> impl Iterator<Item = (&'a str, &'a str, &'a Instruction)> {
+    instructions
+        .iter()
+        .zip(a.iter().zip(b))
+        .filter_map(|(instruction, (a, b))| {
+            Some((
+                a.record.response.as_deref()?,
+                b.record.response.as_deref()?,
+                instruction,
+            ))
+        })
 }
 
 /// IFEval's constraints of `instruction`: its metadata's `instruction_id_list` and `kwargs`
@@ -772,8 +812,12 @@ fn ifeval_of(
         return Ok(None);
     }
     let flag = "--constraints-judge";
-    let scores = judge_all(runtime, spec, flag, &requests, &owners)?;
-    for (variant_scores, &(prompt, verdict)) in scores.iter().zip(&decides) {
+    let outcomes = judge_all(runtime, spec, flag, &requests)?;
+    for ((outcome, &(prompt, verdict)), owner) in outcomes.iter().zip(&decides).zip(&owners) {
+        // A constraint the checker cannot read is a data problem, not the model's: it stops.
+        let variant_scores = outcome.as_ref().map_err(|failure| {
+            plugin_error(spec, flag, format!("instruction `{owner}`: {failure}"))
+        })?;
         let holds = |score: &Option<f64>| score.is_some_and(|score| score >= 1.0);
         let verdict = &mut prompts[prompt].verdicts[verdict];
         verdict.strict = variant_scores.first().is_some_and(holds);

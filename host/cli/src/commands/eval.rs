@@ -311,6 +311,18 @@ fn print_report(report: &EvalReport) {
             overall.win_rate.ties,
             overall.win_rate.losses
         );
+        if !report.judge_failures.is_empty() {
+            let ids: Vec<&str> = report
+                .judge_failures
+                .iter()
+                .map(|f| f.id.as_str())
+                .collect();
+            println!(
+                "the judge failed on {} instructions, left out of the comparison: {}",
+                ids.len(),
+                ids.join(", ")
+            );
+        }
         match &pairwise.length_controlled {
             Some(lc) => println!(
                 "length-controlled win rate: {:.1}% {}",

@@ -277,14 +277,14 @@ impl Judging<'_> {
 
 /// What one call over a part of the items gives: every item's output, or the failure of the
 /// call as a whole; or (the outer `Err`) an error that no split can help.
-type PartResult<Output, Failure, Fatal> = Result<Result<Vec<Output>, Failure>, Fatal>;
+pub(crate) type PartResult<Output, Failure, Fatal> = Result<Result<Vec<Output>, Failure>, Fatal>;
 
 /// Runs `call` over all `items`; when a call fails as a whole, runs it over each half the same
 /// way, down to single items, so that a failure lands on exactly the items that cause it and the
 /// others keep their results. Returns one result per item, in order (a lone item's failure is
 /// the call's). `call` returns `Err` (the outer one) only for what no split can help, which stops
 /// everything. With k failing items among n this takes at most 1 + 2·k·⌈log₂ n⌉ calls.
-fn bisect<Item, Output, Failure, Fatal, Call>(
+pub(crate) fn bisect<Item, Output, Failure, Fatal, Call>(
     items: &[Item],
     mut call: Call,
 ) -> Result<Vec<Result<Output, Failure>>, Fatal>

@@ -363,6 +363,18 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
                     })
                 })
                 .collect();
+            if let (true, Some(first), Some(judge)) =
+                (rows.is_empty(), judge_failures.first(), &plan.judge)
+            {
+                return Err(plugin_error(
+                    &judge.spec,
+                    "--judge",
+                    format!(
+                        "failed on every instruction, e.g. `{}`: {}",
+                        first.id, first.message
+                    ),
+                ));
+            }
             let bootstrap = BootstrapOptions {
                 seed: seeds::derive(plan.seed, &["eval", "bootstrap"]),
                 ..plan.bootstrap.clone()

@@ -748,3 +748,162 @@ fn a_template_whose_parse_traps_on_some_outputs_fails_only_their_rows() {
         &["hostile_marked_template", "parse", "unreachable"],
     );
 }
+
+/// The manifest of the test runs with an `[eval]` table evaluating `limit` rows of the
+/// verifiable evaluation set (with `eval.judge`: the win rate too).
+fn manifest_with_eval(out: &Path, limit: u32) -> String {
+    manifest_with_eval_judged(out, limit, true)
+}
+
+fn manifest_with_eval_judged(out: &Path, limit: u32, win_rate: bool) -> String {
+    let judge = plugin("judge-constraints");
+    let judge_line = if win_rate {
+        format!("judge = \"{}\"", judge.display())
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{}
+[eval]
+data = "{data}"
+limit = {limit}
+{judge_line}
+constraints_judge = "{judge}"
+max_new_tokens = 24
+"#,
+        manifest(out, &[]),
+        data = root().join("data/verifiable/eval.jsonl").display(),
+        judge = judge.display(),
+    )
+}
+
+#[test]
+fn an_eval_table_evaluates_each_iteration_against_the_seed_model() {
+    let scratch = Scratch::new();
+    let manifest = scratch.dir.path().join("tpo.toml");
+    std::fs::write(&manifest, manifest_with_eval(&scratch.run_dir(), 3)).expect("write manifest");
+    let outcome = scratch.train(&manifest, &[]);
+    assert_ok(&outcome);
+    assert!(
+        outcome.stdout.contains("win % vs seed"),
+        "{}",
+        outcome.stdout
+    );
+    let run = scratch.run_dir();
+    for iteration in 1..=2 {
+        let path = run.join(format!("iter-{iteration}/eval.json"));
+        let text = std::fs::read_to_string(&path).expect("eval.json");
+        let report: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(report["instructions"], 3, "{report}");
+        assert_eq!(report["temperature"], 0.0, "{report}");
+        assert_eq!(report["max_new_tokens"], 24, "{report}");
+        let models = report["models"].as_array().expect("models");
+        assert_eq!(models.len(), 2, "{report}");
+        let model_path = |index: usize| models[index]["model"].as_str().unwrap_or("").to_string();
+        assert!(
+            model_path(0).ends_with(&format!("iter-{iteration}/model")),
+            "{}",
+            model_path(0)
+        );
+        assert_eq!(model_path(1), tiny_model_dir("llama").display().to_string());
+        for model in models {
+            assert_eq!(model["template"], "thought-generic", "{report}");
+            let strict = &model["ifeval"]["accuracies"]["prompt_level_strict"];
+            assert!(strict.is_f64(), "{report}");
+        }
+        assert!(
+            report["pairwise"]["win_rate"]["win_rate_percent"].is_f64(),
+            "{report}"
+        );
+    }
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        for key in [
+            "eval_win_rate_percent",
+            "eval_ifeval_strict",
+            "eval_seed_ifeval_strict",
+        ] {
+            assert!(record[key].is_f64(), "{key}: {record}");
+        }
+    }
+
+    // A rerun is a no-op, byte for byte.
+    let files = |run: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![run.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.insert(path.clone(), std::fs::read(&path).expect("read"));
+                }
+            }
+        }
+        out
+    };
+    let before = files(&run);
+    let again = scratch.train(&manifest, &[]);
+    assert_ok(&again);
+    assert!(again.stderr.contains("done earlier"), "{}", again.stderr);
+    assert_eq!(before, files(&run), "the rerun changed the run directory");
+
+    // An edited `[eval]` key invalidates the eval phase only.
+    std::fs::write(&manifest, manifest_with_eval(&run, 2)).expect("write manifest");
+    assert_fails_with(&scratch.train(&manifest, &[]), &["eval.limit", "1:eval"]);
+
+    // `--restart-from 2:eval` redoes iteration 2's evaluation only, to the same result.
+    std::fs::write(&manifest, manifest_with_eval(&run, 3)).expect("write manifest");
+    let restarted = scratch.train(&manifest, &["--restart-from", "2:eval"]);
+    assert_ok(&restarted);
+    let after = files(&run);
+    let model_file = run.join("iter-2/model/model.safetensors");
+    assert_eq!(before.get(&model_file), after.get(&model_file));
+    let without_seconds = |bytes: &[u8]| {
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).expect("JSON");
+        strip_timings(&mut value);
+        value
+    };
+    let eval_file = run.join("iter-2/eval.json");
+    assert_eq!(
+        without_seconds(&before[&eval_file]),
+        without_seconds(&after[&eval_file])
+    );
+    let iteration_one = |map: &BTreeMap<PathBuf, Vec<u8>>| -> Vec<(PathBuf, Vec<u8>)> {
+        map.iter()
+            .filter(|(path, _)| path.starts_with(run.join("iter-1")))
+            .filter(|(path, _)| !path.ends_with("timings.jsonl"))
+            .map(|(path, bytes)| (path.clone(), bytes.clone()))
+            .collect()
+    };
+    assert_eq!(iteration_one(&before), iteration_one(&after));
+}
+
+#[test]
+fn an_eval_table_without_a_judge_measures_ifeval_of_both_models() {
+    let scratch = Scratch::new();
+    let manifest = scratch.dir.path().join("tpo.toml");
+    let text = manifest_with_eval_judged(&scratch.run_dir(), 2, false)
+        .replace("iterations = 2", "iterations = 1");
+    std::fs::write(&manifest, text).expect("write manifest");
+    assert_ok(&scratch.train(&manifest, &[]));
+    let run = scratch.run_dir();
+    let text = std::fs::read_to_string(run.join("iter-1/eval.json")).expect("eval.json");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert!(report["pairwise"].is_null(), "{report}");
+    assert!(report["judge"].is_null(), "{report}");
+    let models = report["models"].as_array().expect("models");
+    assert_eq!(models.len(), 2, "{report}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    let record: serde_json::Value =
+        serde_json::from_str(metrics.lines().next().expect("a record")).expect("JSON");
+    assert!(record["eval_win_rate_percent"].is_null(), "{record}");
+    assert!(record["eval_ifeval_strict"].is_f64(), "{record}");
+    assert!(record["eval_seed_ifeval_strict"].is_f64(), "{record}");
+}

@@ -21,6 +21,21 @@
 //! [plugins.judge]
 //! wasm = "target/plugins/judge-constraints.wasm"
 //! limits = { memory_mib = 128, fuel = 500_000_000, timeout_ms = 2000 }
+//!
+//! # Optional: each iteration's model against the seed model after its DPO phase.
+//! [eval]
+//! data = "data/verifiable/eval.jsonl"   # JSONL or Parquet
+//! limit = 50                            # default: every instruction
+//! judge = "target/plugins/judge-constraints.wasm"  # win rate; default none (IFEval only)
+//! judge_config = { mode = "loose" }     # the judge's configuration
+//! judge_kind = "pointwise"              # or "pairwise"
+//! constraints_judge = "target/plugins/judge-constraints.wasm"  # IFEval checker
+//! ifeval = true
+//! max_new_tokens = 256                  # default: sample.max_new_tokens
+//! temperature = 0.0                     # 0 is greedy (the default)
+//! top_p = 1.0
+//! parse_retries = 2
+//! resamples = 1000                      # bootstrap resamples
 //! ```
 
 use serde::Deserialize;
@@ -85,6 +100,71 @@ pub struct Manifest {
     pub plugins: Plugins,
     /// `[models.NAME]`: models that granted plugins may call by name.
     pub models: BTreeMap<String, NamedModel>,
+    /// `[eval]`: when present, `ponder train` evaluates each iteration's model against the seed
+    /// model after the iteration's DPO phase.
+    pub eval: Option<EvalSection>,
+}
+
+/// `[eval]`: the evaluation `ponder train` runs after each iteration (as `ponder eval` does):
+/// the iteration's model against the seed model (the manifest's `[model]`), both through the
+/// manifest's template plugin with the `[sample]` table's `prefill`, `thought_budget` and
+/// `batch_prompts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSection {
+    /// Held-out instructions, JSONL or Parquet (resolved).
+    pub data: PathBuf,
+    /// Evaluate the first `limit` instructions only (none: all of them).
+    pub limit: Option<u32>,
+    /// The judge plugin of the win rate against the seed model (resolved); none: no win rate,
+    /// IFEval accuracies only.
+    pub judge: Option<PathBuf>,
+    /// The win-rate judge's configuration, as JSON.
+    pub judge_config: serde_json::Value,
+    /// How the win-rate judge scores.
+    pub judge_kind: EvalJudgeKind,
+    /// The IFEval constraint checker (resolved); none: `target/plugins/judge-constraints.wasm`
+    /// under the working directory when it exists.
+    pub constraints_judge: Option<PathBuf>,
+    /// Measure IFEval's accuracies on the instructions that list constraints.
+    pub ifeval: bool,
+    /// Most new tokens per output (none: `sample.max_new_tokens`).
+    pub max_new_tokens: Option<u32>,
+    /// Sampling temperature; 0 is greedy.
+    pub temperature: f32,
+    /// Nucleus threshold in (0, 1].
+    pub top_p: f32,
+    /// How many times an output that does not parse is sampled again (temperature > 0 only).
+    pub parse_retries: u32,
+    /// Bootstrap resamples of the 95% intervals.
+    pub resamples: u32,
+}
+
+/// `eval.judge_kind`: how the win-rate judge scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalJudgeKind {
+    /// Each response alone (`judge-constraints`, `judge-llm-pointwise`).
+    Pointwise,
+    /// Responses against each other, asked in both orders (`judge-llm-pairwise`).
+    Pairwise,
+}
+
+/// `[eval]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEval {
+    data: PathBuf,
+    limit: Option<u32>,
+    judge: Option<PathBuf>,
+    judge_config: Option<toml::Table>,
+    judge_kind: Option<EvalJudgeKind>,
+    constraints_judge: Option<PathBuf>,
+    ifeval: Option<bool>,
+    max_new_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    parse_retries: Option<u32>,
+    resamples: Option<u32>,
 }
 
 /// `[run]`: where a run writes and how it repeats.
@@ -502,6 +582,8 @@ struct RawManifest {
     plugins: RawPlugins,
     #[serde(default)]
     models: BTreeMap<String, NamedModel>,
+    #[serde(default)]
+    eval: Option<RawEval>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -742,6 +824,11 @@ impl Validator<'_> {
             models.insert(name, model);
         }
 
+        let eval = match raw.eval {
+            Some(eval) => Some(self.eval(eval, &sample)?),
+            None => None,
+        };
+
         let plugins = Plugins {
             template: self.plugin(Role::Template, raw.plugins.template)?,
             judge: self.plugin(Role::Judge, raw.plugins.judge)?,
@@ -757,6 +844,71 @@ impl Validator<'_> {
             dpo,
             plugins,
             models,
+            eval,
+        })
+    }
+
+    fn eval(&self, raw: RawEval, sample: &SampleSection) -> Result<EvalSection, ManifestError> {
+        self.check(
+            raw.limit != Some(0),
+            "eval.limit",
+            "must be at least 1 (leave it out to evaluate every instruction)",
+        )?;
+        let temperature = raw.temperature.unwrap_or(0.0);
+        self.check(
+            temperature.is_finite() && temperature >= 0.0,
+            "eval.temperature",
+            &format!("must be finite and ≥ 0 (0 is greedy), got {temperature}"),
+        )?;
+        let top_p = raw.top_p.unwrap_or(1.0);
+        self.check(
+            top_p > 0.0 && top_p <= 1.0,
+            "eval.top_p",
+            &format!("must be in (0, 1], got {top_p}"),
+        )?;
+        if let Some(max_new_tokens) = raw.max_new_tokens {
+            self.check(
+                max_new_tokens > sample.thought_budget,
+                "eval.max_new_tokens",
+                &format!(
+                    "must be above sample.thought_budget ({}) so the response has room, got \
+                     {max_new_tokens}",
+                    sample.thought_budget
+                ),
+            )?;
+        }
+        let resamples = raw.resamples.unwrap_or(1000);
+        self.check(resamples >= 1, "eval.resamples", "must be at least 1")?;
+        self.check(
+            raw.judge.is_some() || (raw.judge_config.is_none() && raw.judge_kind.is_none()),
+            "eval.judge",
+            "eval.judge_config and eval.judge_kind configure the win-rate judge: name it with \
+             `judge = \"path/to/judge.wasm\"`",
+        )?;
+        let ifeval = raw.ifeval.unwrap_or(true);
+        self.check(
+            ifeval || raw.constraints_judge.is_none(),
+            "eval.constraints_judge",
+            "is the IFEval checker, but eval.ifeval is false",
+        )?;
+        let judge_config = match raw.judge_config {
+            Some(table) => serde_json::to_value(table)
+                .map_err(|error| self.invalid("eval.judge_config", error.to_string()))?,
+            None => serde_json::Value::Object(serde_json::Map::new()),
+        };
+        Ok(EvalSection {
+            data: self.resolve(&raw.data),
+            limit: raw.limit,
+            judge: raw.judge.map(|path| self.resolve(&path)),
+            judge_config,
+            judge_kind: raw.judge_kind.unwrap_or(EvalJudgeKind::Pointwise),
+            constraints_judge: raw.constraints_judge.map(|path| self.resolve(&path)),
+            ifeval,
+            max_new_tokens: raw.max_new_tokens,
+            temperature,
+            top_p,
+            parse_retries: raw.parse_retries.unwrap_or(2),
+            resamples,
         })
     }
 
@@ -922,6 +1074,51 @@ path = "models/judge"
         assert_eq!(manifest.sample.top_p, 0.95);
         assert!(manifest.model.is_none());
         assert_eq!(manifest.plugins.iter().count(), 0);
+    }
+
+    #[test]
+    fn eval_table_parses_with_defaults_and_resolves_paths() {
+        let manifest = parse("[eval]\ndata = \"data/eval.jsonl\"\njudge = \"j.wasm\"\n")
+            .expect("valid [eval]");
+        let eval = manifest.eval.expect("[eval] present");
+        assert_eq!(eval.data, PathBuf::from("/runs/example/data/eval.jsonl"));
+        assert_eq!(eval.judge, Some(PathBuf::from("/runs/example/j.wasm")));
+        assert_eq!(eval.judge_kind, EvalJudgeKind::Pointwise);
+        assert_eq!(eval.limit, None);
+        assert_eq!(eval.temperature, 0.0);
+        assert_eq!(eval.top_p, 1.0);
+        assert!(eval.ifeval);
+        assert_eq!(eval.max_new_tokens, None);
+        assert!(parse("").expect("empty").eval.is_none());
+    }
+
+    #[test]
+    fn eval_table_is_strict_and_names_bad_keys() {
+        let (key, _, _, message) = parse_failure("[eval]\ndata = \"e.jsonl\"\nlimt = 3\n");
+        assert_eq!(key, "eval.limt");
+        assert!(message.contains("unknown field `limt`"), "{message}");
+        let invalid_key = |text: &str| match parse(text) {
+            Err(ManifestError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid value, got {other:?}"),
+        };
+        assert_eq!(
+            invalid_key("[eval]\ndata = \"e.jsonl\"\nlimit = 0\n"),
+            "eval.limit"
+        );
+        assert_eq!(
+            invalid_key("[eval]\ndata = \"e.jsonl\"\ntop_p = 0.0\n"),
+            "eval.top_p"
+        );
+        assert_eq!(
+            invalid_key(
+                "[sample]\nthought_budget = 8\n[eval]\ndata = \"e.jsonl\"\nmax_new_tokens = 8\n"
+            ),
+            "eval.max_new_tokens"
+        );
+        assert_eq!(
+            invalid_key("[eval]\ndata = \"e.jsonl\"\njudge_kind = \"pairwise\"\n"),
+            "eval.judge"
+        );
     }
 
     fn parse_failure(text: &str) -> (String, usize, usize, String) {

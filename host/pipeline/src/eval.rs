@@ -85,7 +85,7 @@ pub struct EvalPlan {
     pub a: EvalModel,
     /// The baseline it is compared with (none: IFEval of A only).
     pub b: Option<EvalModel>,
-    /// The judge of the comparison (needed with `b`).
+    /// The judge of the comparison; none: no comparison (with `b`, IFEval of both only).
     pub judge: Option<EvalJudge>,
     /// The judge of IFEval constraints (`judge-constraints` in strict mode); none: no IFEval.
     pub constraints_judge: Option<PluginSpec>,
@@ -266,12 +266,6 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
         return Err(PipelineError::NotEnoughData {
             file: plan.data.clone(),
             message: "no instructions to evaluate".into(),
-        });
-    }
-    if plan.b.is_some() && plan.judge.is_none() {
-        return Err(PipelineError::Eval {
-            input: "--judge".into(),
-            message: "comparing two models needs a judge plugin".into(),
         });
     }
     let runtime = |parts: &[&str]| -> Result<PluginRuntime, PipelineError> {

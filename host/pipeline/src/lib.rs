@@ -15,7 +15,9 @@
 //!    ([`phases::select`]);
 //! 4. **dpo** — reference log-probs of M_t once, DPO from M_t, and the iteration's model: the
 //!    epoch with the best mean judge score on the validation instructions when the manifest names
-//!    them (the paper's rule), else the last ([`phases::dpo`]) → M_{t+1}.
+//!    them (the paper's rule), else the last ([`phases::dpo`]) → M_{t+1};
+//! 5. **eval** (only with the manifest's `[eval]`) — M_{t+1} against the seed model on held-out
+//!    instructions, as `ponder eval` does it ([`phases::eval`]).
 //!
 //! Every phase reads the previous phase's file and writes its own into the run directory
 //! ([`run_dir`]), atomically. A rerun skips what is finished and resumes what is partial; seeds
@@ -246,10 +248,14 @@ pub fn train(manifest: &Manifest, options: &TrainOptions) -> Result<RunSummary, 
     let mut policy_path = model.path.clone();
     let mut metrics = metrics::read_all(run)?;
     let mut summary = Vec::new();
+    let finished = |iteration: u32| {
+        run.phase_done(iteration, Phase::Dpo)
+            && (manifest.eval.is_none() || run.phase_done(iteration, Phase::Eval))
+    };
     for iteration in 1..=manifest.run.iterations {
         let done = metrics.iter().find(|m| m.iteration == iteration).cloned();
         let record = match done {
-            Some(record) if run.phase_done(iteration, Phase::Dpo) => {
+            Some(record) if finished(iteration) => {
                 eprintln!("iteration {iteration}: done earlier, skipped");
                 record
             }
@@ -433,6 +439,9 @@ fn run_iteration(
         clock.run(Phase::Dpo, |host| {
             phases::dpo::run(plan, iteration, policy, host)
         })?;
+    }
+    if plan.manifest.eval.is_some() && !run.phase_done(iteration, Phase::Eval) {
+        clock.run(Phase::Eval, |host| phases::eval::run(plan, iteration, host))?;
     }
     let record = metrics::iteration_record(plan, iteration)?;
     clock.report(iteration, started.elapsed().as_secs_f64());

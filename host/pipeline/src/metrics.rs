@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ponder_trainer::metrics::StepMetrics;
 use serde::{Deserialize, Serialize};
 
+use crate::eval::EvalReport;
 use crate::records::{JudgmentRecord, PairOrigin, SampleRecord, ValidationRecord};
 use crate::run_dir::{Phase, RunDir, append_jsonl, read_jsonl, write_jsonl};
 use crate::{PipelineError, RunPlan};
@@ -62,6 +63,18 @@ pub struct IterationMetrics {
     /// The DPO step whose model became the iteration's model (with validation instructions;
     /// else the last step).
     pub kept_step: Option<u64>,
+    /// Win rate in percent of the iteration's model over the seed model on the `[eval]`
+    /// instructions (with `eval.judge`).
+    #[serde(default)]
+    pub eval_win_rate_percent: Option<f64>,
+    /// IFEval's prompt-level strict accuracy of the iteration's model (with `[eval]` and
+    /// instructions that list constraints).
+    #[serde(default)]
+    pub eval_ifeval_strict: Option<f64>,
+    /// IFEval's prompt-level strict accuracy of the seed model, on the same instructions and
+    /// seeds (with `[eval]` and instructions that list constraints).
+    #[serde(default)]
+    pub eval_seed_ifeval_strict: Option<f64>,
     /// Wall-clock seconds per phase (summed over reruns), plus `host` (plugins, JSON and files)
     /// and `total`. Not deterministic.
     pub seconds: BTreeMap<String, f64>,
@@ -227,6 +240,27 @@ pub fn iteration_record(
     let validation = validation_scores(run, iteration)?;
     let kept = kept_step(&validation, &steps);
 
+    let eval_file = run.phase_output(iteration, Phase::Eval);
+    let eval: Option<EvalReport> = if eval_file.exists() {
+        let text =
+            std::fs::read_to_string(&eval_file).map_err(|e| PipelineError::io(&eval_file, e))?;
+        Some(
+            serde_json::from_str(&text).map_err(|e| PipelineError::RunFile {
+                path: eval_file.clone(),
+                line: 0,
+                message: format!("{e} (was the run directory written by another ponder version?)"),
+            })?,
+        )
+    } else {
+        None
+    };
+    let prompt_strict = |index: usize| {
+        eval.as_ref()
+            .and_then(|report| report.models.get(index))
+            .and_then(|model| model.ifeval.as_ref())
+            .map(|ifeval| ifeval.accuracies.prompt_level_strict)
+    };
+
     let mut seconds = BTreeMap::new();
     let timings_file = run.timings_file(iteration);
     if timings_file.exists() {
@@ -270,6 +304,12 @@ pub fn iteration_record(
         dpo_steps: steps.last().map_or(0, |s| s.step),
         validation_score: kept.and_then(|(_, score)| score),
         kept_step: kept.map(|(step, _)| step),
+        eval_win_rate_percent: eval
+            .as_ref()
+            .and_then(|report| report.pairwise.as_ref())
+            .map(|pairwise| pairwise.win_rate.win_rate.win_rate_percent),
+        eval_ifeval_strict: prompt_strict(0),
+        eval_seed_ifeval_strict: prompt_strict(1),
         seconds,
     })
 }

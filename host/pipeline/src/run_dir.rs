@@ -13,6 +13,7 @@
 //!     dpo/                      the DPO run (reference log-probs, checkpoints, metrics)
 //!     validation/step-S.jsonl   validation outputs and scores at each epoch end
 //!     model/                    M_{N+1}, a Hugging Face directory
+//!     eval.json                 M_{N+1} against the seed model (with the manifest's `[eval]`)
 //!     timings.jsonl             wall-clock seconds of each phase run (not deterministic)
 //! ```
 
@@ -35,11 +36,19 @@ pub enum Phase {
     Select,
     /// Reference log-probs, DPO, validation and the iteration's model.
     Dpo,
+    /// The iteration's model against the seed model (only with the manifest's `[eval]`).
+    Eval,
 }
 
 impl Phase {
     /// Every phase in order.
-    pub const ALL: [Phase; 4] = [Phase::Sample, Phase::Judge, Phase::Select, Phase::Dpo];
+    pub const ALL: [Phase; 5] = [
+        Phase::Sample,
+        Phase::Judge,
+        Phase::Select,
+        Phase::Dpo,
+        Phase::Eval,
+    ];
 
     /// The phase's name in files, messages and `--restart-from`.
     pub fn name(self) -> &'static str {
@@ -48,6 +57,7 @@ impl Phase {
             Phase::Judge => "judge",
             Phase::Select => "select",
             Phase::Dpo => "dpo",
+            Phase::Eval => "eval",
         }
     }
 
@@ -97,6 +107,7 @@ impl RunDir {
             Phase::Judge => dir.join("judgments.jsonl"),
             Phase::Select => dir.join("pairs.jsonl"),
             Phase::Dpo => dir.join("model"),
+            Phase::Eval => dir.join("eval.json"),
         }
     }
 
@@ -110,7 +121,7 @@ impl RunDir {
                 paths.push(dir.join("samples.parts"));
             }
             Phase::Judge => paths.push(dir.join("judgments.parts")),
-            Phase::Select => {}
+            Phase::Select | Phase::Eval => {}
             Phase::Dpo => {
                 paths.push(dir.join("dpo"));
                 paths.push(dir.join("validation"));

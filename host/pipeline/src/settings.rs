@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
+use crate::phases::eval::eval_judge_spec;
 use crate::run_dir::{Phase, RunDir, read_jsonl, remove_path, write_atomic, write_jsonl};
 
 /// The value of every setting of a run, by dotted manifest key.
@@ -36,6 +37,7 @@ pub fn phase_of(key: &str) -> Option<Phase> {
         (_, "plugins.judge") | ("models", _) => Some(Phase::Judge),
         (_, "plugins.selector") => Some(Phase::Select),
         ("dpo", _) => Some(Phase::Dpo),
+        ("eval", _) => Some(Phase::Eval),
         _ => Some(Phase::Sample),
     }
 }
@@ -140,6 +142,39 @@ impl RunSettings {
             let key = format!("plugins.{}", spec.role);
             let identity = plugin_identity(&key, manifest, spec)?;
             put(&key, identity);
+        }
+        if let Some(eval) = &manifest.eval {
+            put(
+                "eval.data",
+                file_identity("eval.data", manifest, &eval.data)?,
+            );
+            let all_or = |value: Option<u32>, all: &str| {
+                value.map_or_else(|| all.to_string(), |value| value.to_string())
+            };
+            put("eval.limit", all_or(eval.limit, "all"));
+            let judge = match &eval.judge {
+                Some(path) => plugin_identity(
+                    "eval.judge",
+                    manifest,
+                    &eval_judge_spec(path, &eval.judge_config),
+                )?,
+                None => "none".to_string(),
+            };
+            put("eval.judge", judge);
+            put("eval.judge_kind", format!("{:?}", eval.judge_kind));
+            let constraints = match crate::phases::eval::constraints_judge(eval) {
+                Some(spec) => plugin_identity("eval.constraints_judge", manifest, &spec)?,
+                None => "none".to_string(),
+            };
+            put("eval.constraints_judge", constraints);
+            put(
+                "eval.max_new_tokens",
+                all_or(eval.max_new_tokens, "sample.max_new_tokens"),
+            );
+            put("eval.temperature", eval.temperature.to_string());
+            put("eval.top_p", eval.top_p.to_string());
+            put("eval.parse_retries", eval.parse_retries.to_string());
+            put("eval.resamples", eval.resamples.to_string());
         }
         for (name, model) in &manifest.models {
             let key = format!("models.{name}");
@@ -249,7 +284,7 @@ impl std::str::FromStr for RestartPoint {
         let bad = || {
             PipelineError::Restart(format!(
                 "`{text}`: expected ITERATION, PHASE or ITERATION:PHASE, with PHASE one of \
-                 sample, judge, select, dpo (e.g. `2`, `judge`, `2:dpo`)"
+                 sample, judge, select, dpo, eval (e.g. `2`, `judge`, `2:dpo`)"
             ))
         };
         let (iteration, phase) = match text.split_once(':') {
@@ -352,5 +387,7 @@ mod tests {
         assert_eq!(phase_of("dpo.lr"), Some(Phase::Dpo));
         assert_eq!(phase_of("data.validation"), Some(Phase::Dpo));
         assert_eq!(phase_of("run.iterations"), None);
+        assert_eq!(phase_of("eval.limit"), Some(Phase::Eval));
+        assert_eq!(phase_of("eval.judge"), Some(Phase::Eval));
     }
 }

@@ -134,6 +134,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if b.is_none() && (args.template_b.is_some() || args.judge.is_some()) {
         bail!("--b-template and --judge compare A with B: name B with --b");
     }
+    if b.is_some() && args.judge.is_none() {
+        bail!("comparing two models needs a judge plugin: name it with --judge");
+    }
     let judge = match &args.judge {
         Some(path) => {
             let config: serde_json::Value = serde_json::from_str(&args.judge_config)

@@ -21,7 +21,7 @@ pub struct TrainArgs {
     pub manifest: PathBuf,
     /// Redo the run from here on, removing what this point and everything after it wrote:
     /// `N` (iteration N from sampling), `PHASE` (iteration 1) or `N:PHASE`, with PHASE one of
-    /// sample, judge, select, dpo.
+    /// sample, judge, select, dpo, eval (the last with the manifest's `[eval]` only).
     #[arg(long, value_name = "POINT")]
     pub restart_from: Option<String>,
     /// No progress bars (phase summaries are still printed).
@@ -87,8 +87,28 @@ fn print_summary(summary: &RunSummary) {
         "margin",
         "seconds"
     );
+    let with_eval = summary.iterations.iter().any(|m| {
+        m.eval_win_rate_percent.is_some()
+            || m.eval_ifeval_strict.is_some()
+            || m.eval_seed_ifeval_strict.is_some()
+    });
     for m in &summary.iterations {
         print_row(m);
+    }
+    if with_eval {
+        println!(
+            "\n{:>4}  {:>14}  {:>15}  {:>14}",
+            "iter", "win % vs seed", "IFEval P-strict", "seed P-strict"
+        );
+        for m in &summary.iterations {
+            println!(
+                "{:>4}  {:>14}  {:>15}  {:>14}",
+                m.iteration,
+                number(m.eval_win_rate_percent, 1),
+                number(m.eval_ifeval_strict, 3),
+                number(m.eval_seed_ifeval_strict, 3),
+            );
+        }
     }
     println!("run directory: {}", summary.run_dir.display());
     println!("final model:   {}", summary.final_model.display());
@@ -148,6 +168,8 @@ pub fn bench_iteration(args: BenchIterationArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{} has no [data]", args.manifest.display()))?;
     data.per_iteration = args.instructions;
     data.validation = None;
+    // The bench times the TPO phases; an `[eval]` is not one of them.
+    manifest.eval = None;
     manifest.sample.k = args.samples;
     manifest.sample.max_new_tokens = args.max_new_tokens;
     // A thought may take at most half of a shorter budget, so the response keeps room.

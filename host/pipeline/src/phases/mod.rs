@@ -2,6 +2,7 @@
 //! directory and writes its own.
 
 pub mod dpo;
+pub mod eval;
 pub mod judge;
 pub mod sample;
 pub mod select;

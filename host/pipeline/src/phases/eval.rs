@@ -25,7 +25,7 @@ pub fn eval_judge_spec(path: &Path, config: &serde_json::Value) -> PluginSpec {
 }
 
 /// The IFEval checker of `eval`: `eval.constraints_judge`, else the default one when it was
-/// built; none with `eval.ifeval = false`.
+/// built (a warning says so when it was not); none with `eval.ifeval = false`.
 pub fn constraints_judge(eval: &EvalSection) -> Option<PluginSpec> {
     if !eval.ifeval {
         return None;
@@ -35,6 +35,12 @@ pub fn constraints_judge(eval: &EvalSection) -> Option<PluginSpec> {
         None => {
             let default = PathBuf::from(DEFAULT_CONSTRAINTS_JUDGE);
             if !default.is_file() {
+                eprintln!(
+                    "warning: eval: no IFEval accuracies: the default checker \
+                     {DEFAULT_CONSTRAINTS_JUDGE} is not built here (scripts/build-plugins.sh \
+                     builds it); set eval.constraints_judge, or eval.ifeval = false to skip \
+                     IFEval without this warning"
+                );
                 return None;
             }
             default

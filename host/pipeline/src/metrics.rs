@@ -118,6 +118,33 @@ struct Timing {
     host_seconds: f64,
 }
 
+/// Drops the timings of `from` and the phases after it from `iteration`'s `timings.jsonl`
+/// (`--restart-from` redoes them: their old times must not add to the new ones).
+///
+/// # Errors
+/// An unreadable or unwritable timings file.
+pub(crate) fn forget_timings_from(
+    run: &RunDir,
+    iteration: u32,
+    from: Phase,
+) -> Result<(), PipelineError> {
+    let file = run.timings_file(iteration);
+    if !file.exists() {
+        return Ok(());
+    }
+    let timings: Vec<Timing> = read_jsonl(&file)?;
+    let kept: Vec<Timing> = timings
+        .into_iter()
+        .filter(|timing| {
+            Phase::ALL
+                .into_iter()
+                .find(|phase| phase.name() == timing.phase)
+                .is_some_and(|phase| phase < from)
+        })
+        .collect();
+    write_jsonl(&file, &kept)
+}
+
 /// Times phases and logs them to `timings.jsonl`.
 pub struct PhaseClock {
     file: PathBuf,

@@ -322,6 +322,7 @@ pub fn restart(run: &RunDir, point: RestartPoint) -> Result<(), PipelineError> {
             remove_path(&path)?;
         }
     }
+    crate::metrics::forget_timings_from(run, point.iteration, point.phase)?;
     let mut later = point.iteration + 1;
     while run.iteration(later).exists() {
         remove_path(&run.iteration(later))?;
@@ -389,5 +390,40 @@ mod tests {
         assert_eq!(phase_of("run.iterations"), None);
         assert_eq!(phase_of("eval.limit"), Some(Phase::Eval));
         assert_eq!(phase_of("eval.judge"), Some(Phase::Eval));
+    }
+    #[test]
+    fn restart_forgets_the_timings_of_the_phases_it_redoes() {
+        let dir = tempfile::tempdir().expect("temporary run directory");
+        let run = RunDir::new(dir.path());
+        std::fs::create_dir_all(run.iteration(1)).expect("iteration directory");
+        let line =
+            |phase: &str| format!(r#"{{"phase":"{phase}","seconds":1.0,"host_seconds":0.0}}"#);
+        let lines: Vec<String> = ["sample", "judge", "select", "dpo", "sample"]
+            .into_iter()
+            .map(line)
+            .collect();
+        std::fs::write(run.timings_file(1), lines.join("\n") + "\n").expect("timings");
+        restart(
+            &run,
+            RestartPoint {
+                iteration: 1,
+                phase: Phase::Select,
+            },
+        )
+        .expect("restart");
+        let kept = std::fs::read_to_string(run.timings_file(1)).expect("timings");
+        let phases: Vec<&str> = kept
+            .lines()
+            .map(|line| {
+                if line.contains("\"sample\"") {
+                    "sample"
+                } else if line.contains("\"judge\"") {
+                    "judge"
+                } else {
+                    "other"
+                }
+            })
+            .collect();
+        assert_eq!(phases, ["sample", "judge", "sample"], "{kept}");
     }
 }

@@ -37,6 +37,7 @@ pub fn save_hf_dir(
         .to_string_lossy()
         .into_owned();
     std::fs::create_dir_all(&parent).map_err(|e| CheckpointError::io(&parent, e))?;
+    remove_leftovers(&parent, &name)?;
     let stamp = unique_stamp();
     let tmp = parent.join(format!(".{name}.tmp-{stamp}"));
     std::fs::create_dir(&tmp).map_err(|e| CheckpointError::io(&tmp, e))?;
@@ -60,6 +61,27 @@ pub fn save_hf_dir(
     }
     if had_old {
         std::fs::remove_dir_all(&old).map_err(|e| CheckpointError::io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// Removes what an earlier writer of `name`, killed between creating its temporary directory and
+/// its last rename, left beside it (`.NAME.tmp-*`, `.NAME.old-*`), so that a resumed run's
+/// directory holds what an uninterrupted one does.
+fn remove_leftovers(parent: &Path, name: &str) -> Result<(), CheckpointError> {
+    let prefixes = [format!(".{name}.tmp-"), format!(".{name}.old-")];
+    let entries = std::fs::read_dir(parent).map_err(|e| CheckpointError::io(parent, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| CheckpointError::io(parent, e))?;
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if prefixes
+            .iter()
+            .any(|prefix| file_name.starts_with(prefix.as_str()))
+        {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(|e| CheckpointError::io(&path, e))?;
+        }
     }
     Ok(())
 }

@@ -387,3 +387,24 @@ fn chat_template_comes_from_tokenizer_config_as_a_string_or_named_list() {
         );
     }
 }
+
+#[test]
+fn saving_again_removes_what_a_killed_writer_left_beside_the_directory() {
+    let ckpt = load("llama");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("best");
+    // What a writer killed before its renames leaves: a half-written temporary directory and a
+    // moved-aside old one. A similar name of another directory stays.
+    for leftover in [".best.tmp-123-456", ".best.old-123-456", ".bestish.tmp-1"] {
+        std::fs::create_dir(dir.path().join(leftover)).unwrap();
+        std::fs::write(dir.path().join(leftover).join("config.json"), "{").unwrap();
+    }
+    ponder_checkpoint::save_hf_dir(&out, &ckpt.config, &ckpt.weights, &ckpt.tokenizer, None)
+        .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".bestish.tmp-1", "best"]);
+}

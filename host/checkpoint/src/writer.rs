@@ -37,7 +37,7 @@ pub fn save_hf_dir(
         .to_string_lossy()
         .into_owned();
     std::fs::create_dir_all(&parent).map_err(|e| CheckpointError::io(&parent, e))?;
-    remove_leftovers(&parent, &name)?;
+    remove_write_leftovers(&parent, &name).map_err(|e| CheckpointError::io(&parent, e))?;
     let stamp = unique_stamp();
     let tmp = parent.join(format!(".{name}.tmp-{stamp}"));
     std::fs::create_dir(&tmp).map_err(|e| CheckpointError::io(&tmp, e))?;
@@ -65,14 +65,17 @@ pub fn save_hf_dir(
     Ok(())
 }
 
-/// Removes what an earlier writer of `name`, killed between creating its temporary directory and
-/// its last rename, left beside it (`.NAME.tmp-*`, `.NAME.old-*`), so that a resumed run's
-/// directory holds what an uninterrupted one does.
-fn remove_leftovers(parent: &Path, name: &str) -> Result<(), CheckpointError> {
+/// Removes what an earlier atomic writer of `name` in `parent`, killed between creating its
+/// temporary file or directory and its last rename, left beside it (`.NAME.tmp-*`,
+/// `.NAME.old-*`), so that a resumed run's directory holds what an uninterrupted one does. Every
+/// atomic writer of ponder names its temporaries this way and calls this first.
+///
+/// # Errors
+/// The directory cannot be read or a leftover cannot be removed.
+pub fn remove_write_leftovers(parent: &Path, name: &str) -> std::io::Result<()> {
     let prefixes = [format!(".{name}.tmp-"), format!(".{name}.old-")];
-    let entries = std::fs::read_dir(parent).map_err(|e| CheckpointError::io(parent, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| CheckpointError::io(parent, e))?;
+    for entry in std::fs::read_dir(parent)? {
+        let entry = entry?;
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
         if prefixes
@@ -80,7 +83,11 @@ fn remove_leftovers(parent: &Path, name: &str) -> Result<(), CheckpointError> {
             .any(|prefix| file_name.starts_with(prefix.as_str()))
         {
             let path = entry.path();
-            std::fs::remove_dir_all(&path).map_err(|e| CheckpointError::io(&path, e))?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
         }
     }
     Ok(())

@@ -268,6 +268,10 @@ pub fn link_dir(source: &Path, target: &Path) -> Result<(), PipelineError> {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dir".into());
     let parent = target.parent().unwrap_or(Path::new("."));
+    if parent.is_dir() {
+        ponder_checkpoint::remove_write_leftovers(parent, &name)
+            .map_err(|e| PipelineError::io(parent, e))?;
+    }
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     remove_path(&tmp)?;
     std::fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;

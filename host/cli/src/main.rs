@@ -63,6 +63,10 @@ enum Command {
     /// rate, bootstrap intervals; thoughts hidden from the judge) and measure IFEval's
     /// accuracies; prints a table and writes the result as JSON.
     Eval(Box<commands::eval::EvalArgs>),
+    /// The paper's Table 1 in miniature: train every arm of an experiment manifest (e.g. TPO and
+    /// the direct-response baseline), evaluate every iteration against the seed model, write
+    /// the table; resumable.
+    Experiment(commands::experiment::ExperimentArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -79,6 +83,7 @@ fn main() -> std::process::ExitCode {
         Command::Plugins(command) => commands::plugins::run(command),
         Command::Dpo(args) => commands::dpo::run(args),
         Command::Eval(args) => commands::eval::run(*args),
+        Command::Experiment(args) => commands::experiment::run(args),
         Command::Bench(command) => commands::bench::run(command),
         Command::Generate(args) => commands::model::run_generate(args),
         Command::Chat(args) => commands::model::run_chat(args),

@@ -29,8 +29,8 @@ pub use length_controlled::{
 };
 pub use report::{
     CategoryWinRate, ComparedInstruction, EvalResult, IfevalPrompt, IfevalReport,
-    LengthControlledWithInterval, MeanLengths, OutputLengths, PairwiseReport, WinRateWithInterval,
-    ifeval_report, mean_lengths, pairwise_report,
+    LengthControlledWithInterval, MeanLengths, OutputLengths, PairwiseReport, PromptLevelIntervals,
+    WinRateWithInterval, ifeval_report, mean_lengths, pairwise_report,
 };
 pub use winrate::{PairwiseVerdict, WinRate, pairwise_preference, pointwise_preference, win_rate};
 

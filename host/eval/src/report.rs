@@ -235,14 +235,52 @@ pub struct IfevalReport {
     pub per_category: BTreeMap<String, IfevalAccuracies>,
     /// The mean lengths of the outputs.
     pub lengths: MeanLengths,
+    /// Bootstrap intervals of the prompt-level accuracies, in percent, resampling prompts
+    /// (absent from reports written before they were added).
+    #[serde(default)]
+    pub prompt_level_intervals_percent: Option<PromptLevelIntervals>,
 }
 
-/// The report of an IFEval run over `prompts`.
+/// Bootstrap intervals of IFEval's prompt-level accuracies, in percent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PromptLevelIntervals {
+    /// Of the strict accuracy.
+    pub strict: Interval,
+    /// Of the loose accuracy.
+    pub loose: Interval,
+}
+
+/// The report of an IFEval run over `prompts`, with intervals drawn as `bootstrap` says.
 ///
 /// # Errors
-/// [`EvalError::Empty`] without prompts; [`EvalError::PromptWithoutConstraints`].
-pub fn ifeval_report(prompts: &[IfevalPrompt]) -> Result<IfevalReport, EvalError> {
+/// [`EvalError::Empty`] without prompts; [`EvalError::PromptWithoutConstraints`];
+/// [`EvalError::InvalidBootstrap`] for unusable `bootstrap` options.
+pub fn ifeval_report(
+    prompts: &[IfevalPrompt],
+    bootstrap: &BootstrapOptions,
+) -> Result<IfevalReport, EvalError> {
     let accuracies = ifeval_accuracies(prompts.iter().map(|prompt| &prompt.verdicts[..]))?;
+    let followed = |strict: bool| -> Vec<f64> {
+        prompts
+            .iter()
+            .map(|prompt| {
+                let all = prompt
+                    .verdicts
+                    .iter()
+                    .all(|v| if strict { v.strict } else { v.loose });
+                if all { 1.0 } else { 0.0 }
+            })
+            .collect()
+    };
+    let interval = |values: Vec<f64>| {
+        percentile_interval(values.len(), bootstrap, |indices| {
+            Ok(mean_percent(indices.iter().map(|&i| values[i])))
+        })
+    };
+    let prompt_level_intervals_percent = Some(PromptLevelIntervals {
+        strict: interval(followed(true))?,
+        loose: interval(followed(false))?,
+    });
     let mut by_category: BTreeMap<&str, Vec<&[ConstraintVerdict]>> = BTreeMap::new();
     for prompt in prompts {
         by_category
@@ -258,6 +296,7 @@ pub fn ifeval_report(prompts: &[IfevalPrompt]) -> Result<IfevalReport, EvalError
         accuracies,
         per_category,
         lengths: mean_lengths(prompts.iter().map(|prompt| &prompt.lengths)),
+        prompt_level_intervals_percent,
     })
 }
 
@@ -358,12 +397,22 @@ mod tests {
             prompt("a", vec![verdict(false, true)], 20),
             prompt("b", vec![verdict(false, false)], 60),
         ];
-        let report = ifeval_report(&prompts).unwrap();
+        let report = ifeval_report(&prompts, &BootstrapOptions::default()).unwrap();
         assert_eq!(report.per_category["a"].prompt_level_loose, 1.0);
         assert_eq!(report.per_category["a"].prompt_level_strict, 0.5);
         assert_eq!(report.per_category["b"].instruction_level_loose, 0.0);
         assert!((report.accuracies.prompt_level_loose - 2.0 / 3.0).abs() < 1e-15);
         assert_eq!(report.lengths.response_chars, 30.0);
+        // Prompts followed loosely: 1, 1, 0; strictly: 1, 0, 0. The intervals lie within what
+        // resamples of three prompts can give and contain the point estimates.
+        let intervals = report.prompt_level_intervals_percent.unwrap();
+        assert!(intervals.loose.lower <= 200.0 / 3.0 && 200.0 / 3.0 <= intervals.loose.upper);
+        assert!(intervals.strict.lower >= 0.0 && intervals.strict.upper <= 100.0);
+        assert!(intervals.strict.lower <= 100.0 / 3.0 && 100.0 / 3.0 <= intervals.strict.upper);
+        let all_followed = [prompt("a", vec![verdict(true, true)], 5)];
+        let single = ifeval_report(&all_followed, &BootstrapOptions::default()).unwrap();
+        let single = single.prompt_level_intervals_percent.unwrap();
+        assert_eq!((single.strict.lower, single.strict.upper), (100.0, 100.0));
         let result = EvalResult {
             pairwise: None,
             ifeval: Some(report),

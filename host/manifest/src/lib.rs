@@ -43,6 +43,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod experiment;
+pub use experiment::{Arm, ExperimentManifest};
+
 /// Why a manifest could not be used. Every variant names the file; parse errors also the key path
 /// and the position.
 #[derive(thiserror::Error, Debug)]
@@ -630,18 +633,25 @@ impl Manifest {
     /// Parses and validates manifest text; `file` names it in errors and its directory anchors
     /// relative paths.
     pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
-        let deserializer = toml::Deserializer::parse(text).map_err(|error| {
-            parse_error(file, text, String::new(), error.span(), error.message())
-        })?;
-        let raw: RawManifest = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let key = error.path().to_string();
-            let key = if key == "." { String::new() } else { key };
-            let inner = error.into_inner();
-            parse_error(file, text, key, inner.span(), inner.message())
-        })?;
+        let raw: RawManifest = deserialize(text, file)?;
         let base = file.parent().unwrap_or(Path::new("")).to_path_buf();
         Validator { file, base: &base }.manifest(raw)
     }
+}
+
+/// `text` (TOML) as `T`, errors naming `file`, the key path and the position.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &Path,
+) -> Result<T, ManifestError> {
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|error| parse_error(file, text, String::new(), error.span(), error.message()))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let key = error.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        let inner = error.into_inner();
+        parse_error(file, text, key, inner.span(), inner.message())
+    })
 }
 
 fn parse_error(

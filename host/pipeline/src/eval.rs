@@ -20,10 +20,11 @@
 //!    call per model; a parse failure fails every constraint. IFEval's four accuracies, per
 //!    constraint type and per category ([`ponder_eval::ifeval_report`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use ponder_contract::OutputFormat;
 use ponder_data::Instruction;
 use ponder_eval::{
     BootstrapOptions, ComparedInstruction, ConstraintVerdict, IfevalPrompt, IfevalReport,
@@ -36,12 +37,14 @@ use ponder_plugin_runtime::capability::ModelAccess;
 use ponder_plugin_runtime::types::{JudgeRequest, Parsed};
 use ponder_plugin_runtime::{LogSink, Plugin, PluginError, PluginRuntime, RuntimeOptions};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::metrics::HostTime;
 use crate::phases::judge::bisect;
 use crate::phases::sample::{
     check_prompt_room, generate_showing_rate, render_prompts, sampling_params_of,
 };
+use crate::run_dir::write_atomic;
 use crate::{PipelineError, Policy, progress, seeds};
 
 /// A model under evaluation.
@@ -114,6 +117,11 @@ pub struct EvalOptions {
     pub plugin_log: Arc<dyn LogSink>,
     /// The models that plugins granted `models` may call (an LLM judge's).
     pub models: Option<Arc<dyn ModelAccess>>,
+    /// Where each model's outputs are kept, under a name derived from everything that
+    /// determines them; an evaluation finding them there reuses them instead of generating
+    /// again (`ponder experiment` compares many models with one seed model this way, and
+    /// resumes). `None`: nothing is kept.
+    pub outputs_dir: Option<PathBuf>,
 }
 
 /// How one model's outputs came out.
@@ -230,6 +238,7 @@ pub struct JudgeInfo {
 }
 
 /// One model's output on one instruction, split.
+#[derive(Serialize, Deserialize)]
 struct Generated {
     record: OutputRecord,
     forced_response: bool,
@@ -299,24 +308,9 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
     let mut outputs = Vec::with_capacity(models.len());
     let mut reports = Vec::with_capacity(models.len());
     for model in &models {
-        let template_runtime = runtime(&["eval", "template"])?;
-        let (generated, generation) =
-            generate_outputs(plan, options, model, &template_runtime, &instructions)?;
-        let ifeval = match &plan.constraints_judge {
-            Some(spec) => {
-                let judge_runtime = runtime(&["eval", "constraints"])?;
-                ifeval_of(spec, &judge_runtime, &instructions, &generated)?
-            }
-            None => None,
-        };
-        reports.push(ModelReport {
-            flag: model.flag.clone(),
-            model: model.path.clone(),
-            template: model.template.name(),
-            generation,
-            ifeval,
-        });
-        outputs.push(generated);
+        let kept = model_outputs(plan, options, model, &instructions, &runtime)?;
+        reports.push(kept.report);
+        outputs.push(kept.outputs);
     }
 
     let mut judge_failures = Vec::new();
@@ -407,6 +401,169 @@ pub fn evaluate(plan: &EvalPlan, options: &EvalOptions) -> Result<EvalReport, Pi
         judge_failures,
         per_instruction,
     })
+}
+
+/// One model's outputs on the evaluation's instructions and what was measured on them alone, as
+/// [`EvalOptions::outputs_dir`] keeps them.
+#[derive(Serialize, Deserialize)]
+struct ModelOutputs {
+    /// Everything that determines the outputs ([`outputs_fingerprint`]); a kept file whose
+    /// fingerprint differs is generated again.
+    fingerprint: serde_json::Value,
+    report: ModelReport,
+    outputs: Vec<Generated>,
+}
+
+/// `model`'s outputs and report: kept ones from `options.outputs_dir` when they were made by the
+/// same model files, template, settings, data and seed; else generated (and kept there).
+fn model_outputs(
+    plan: &EvalPlan,
+    options: &EvalOptions,
+    model: &EvalModel,
+    instructions: &[Instruction],
+    runtime: &dyn Fn(&[&str]) -> Result<PluginRuntime, PipelineError>,
+) -> Result<ModelOutputs, PipelineError> {
+    let template_runtime = runtime(&["eval", "template"])?;
+    let flag = format!("{}-template", model.flag);
+    let format = load(&template_runtime, &model.template, &flag)?
+        .output_format()
+        .map_err(|error| plugin_error(&model.template, &flag, error))?;
+    let fingerprint = outputs_fingerprint(plan, model, &format);
+    let kept_file = options.outputs_dir.as_ref().map(|dir| {
+        let digest = sha2::Sha256::digest(fingerprint.to_string().as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        dir.join(format!("outputs-{hex}.json"))
+    });
+    if let Some(file) = &kept_file
+        && let Ok(text) = std::fs::read(file)
+    {
+        match serde_json::from_slice::<ModelOutputs>(&text) {
+            Ok(mut kept)
+                if kept.fingerprint == fingerprint && kept.outputs.len() == instructions.len() =>
+            {
+                eprintln!(
+                    "eval {}: reusing the outputs kept in {}",
+                    model.flag,
+                    file.display()
+                );
+                kept.report.flag = model.flag.clone();
+                return Ok(kept);
+            }
+            // Stale or unreadable (e.g. an older format): generated again and replaced.
+            _ => {}
+        }
+    }
+    let (generated, generation) =
+        generate_outputs(plan, options, model, &template_runtime, instructions)?;
+    let ifeval = match &plan.constraints_judge {
+        Some(spec) => {
+            let judge_runtime = runtime(&["eval", "constraints"])?;
+            ifeval_of(plan, spec, &judge_runtime, instructions, &generated)?
+        }
+        None => None,
+    };
+    let kept = ModelOutputs {
+        fingerprint,
+        report: ModelReport {
+            flag: model.flag.clone(),
+            model: model.path.clone(),
+            template: model.template.name(),
+            generation,
+            ifeval,
+        },
+        outputs: generated,
+    };
+    if let Some(file) = &kept_file {
+        let text = serde_json::to_vec(&kept).map_err(|e| PipelineError::RunFile {
+            path: file.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|error| PipelineError::Io {
+                path: dir.to_path_buf(),
+                error,
+            })?;
+        }
+        write_atomic(file, &text)?;
+    }
+    Ok(kept)
+}
+
+/// What determines a model's evaluation outputs: its files, its template plugin and
+/// configuration, the sampling settings, the seed, the instructions and the IFEval checker
+/// (files by path, size and modification time, as build tools compare them). The flag naming
+/// the model is left out: the same model named `--a` here and `--b` there has the same outputs.
+fn outputs_fingerprint(
+    plan: &EvalPlan,
+    model: &EvalModel,
+    format: &OutputFormat,
+) -> serde_json::Value {
+    let sample = &plan.sample;
+    // The settings as they act on this template: a direct answer's template has no prefix to
+    // prefill and no separator to force, so a thought arm's settings leave its outputs alone.
+    let prefix = if sample.prefill {
+        format.assistant_prefix.as_str()
+    } else {
+        ""
+    };
+    let thought_budget = format
+        .response_separator
+        .as_ref()
+        .map_or(0, |_| sample.thought_budget);
+    serde_json::json!({
+        "format": 1,
+        "model": file_stamp(&model.path),
+        "device": model.device,
+        "template": file_stamp(model.template.source.path()),
+        "template_config": model.template.config,
+        "temperature": sample.temperature,
+        "top_p": sample.top_p,
+        "max_new_tokens": sample.max_new_tokens,
+        "assistant_prefix": prefix,
+        "thought_budget": thought_budget,
+        "batch_prompts": sample.batch_prompts,
+        "seed": plan.seed,
+        "parse_retries": plan.parse_retries,
+        "data": file_stamp(&plan.data),
+        "limit": plan.limit,
+        "constraints_judge": plan
+            .constraints_judge
+            .as_ref()
+            .map(|spec| file_stamp(spec.source.path())),
+        "resamples": plan.bootstrap.resamples,
+        "level": plan.bootstrap.level,
+    })
+}
+
+/// A file's path, size and modification time; a directory's path and the stamps of the files
+/// directly inside it (a Hugging Face model directory).
+fn file_stamp(path: &Path) -> serde_json::Value {
+    let stamp = |path: &Path| {
+        let metadata = std::fs::metadata(path).ok();
+        let modified = metadata
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|since| since.as_nanos().to_string());
+        serde_json::json!({
+            "path": path,
+            "bytes": metadata.as_ref().map(std::fs::Metadata::len),
+            "modified": modified,
+        })
+    };
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|file| file.is_file())
+            .collect();
+        files.sort();
+        serde_json::json!({ "dir": path, "files": files.iter().map(|f| stamp(f)).collect::<Vec<_>>() })
+    } else {
+        stamp(path)
+    }
 }
 
 fn category(instruction: &Instruction) -> String {
@@ -774,6 +931,7 @@ fn constraints_of(instruction: &Instruction) -> Option<Vec<(String, serde_json::
 /// IFEval of one model's outputs over the instructions with constraints: each constraint judged
 /// alone, on the response (strict) and on each of its loose variants, in one judge call.
 fn ifeval_of(
+    plan: &EvalPlan,
     spec: &PluginSpec,
     runtime: &PluginRuntime,
     instructions: &[Instruction],
@@ -829,7 +987,12 @@ fn ifeval_of(
         verdict.strict = variant_scores.first().is_some_and(holds);
         verdict.loose = variant_scores.iter().any(holds);
     }
-    let report = ifeval_report(&prompts).map_err(|error| plugin_error(spec, flag, error))?;
+    let bootstrap = BootstrapOptions {
+        seed: seeds::derive(plan.seed, &["eval", "ifeval-bootstrap"]),
+        ..plan.bootstrap.clone()
+    };
+    let report =
+        ifeval_report(&prompts, &bootstrap).map_err(|error| plugin_error(spec, flag, error))?;
     Ok(Some(report))
 }
 

@@ -32,6 +32,7 @@
 
 mod error;
 pub mod eval;
+pub mod experiment;
 pub mod metrics;
 pub mod phases;
 pub mod progress;

@@ -114,6 +114,11 @@ pub struct EvalArgs {
     /// Where the JSON result goes.
     #[arg(long, value_name = "FILE", default_value = "eval.json")]
     pub out: PathBuf,
+    /// Keep each model's outputs in DIR, and reuse them when the same model files, template,
+    /// settings, seed and instructions are evaluated again (e.g. one baseline against many
+    /// models).
+    #[arg(long, value_name = "DIR")]
+    pub keep_outputs: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -204,6 +209,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             min_level: LogLevel::Info,
         }),
         models: named_models(&args.judge_models, &args.device)?,
+        outputs_dir: args.keep_outputs.clone(),
     };
     let report = ponder_pipeline::eval::evaluate(&plan, &options)?;
     write_json(&args.out, &report)?;

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod dpo;
 pub mod eval;
+pub mod experiment;
 pub mod model;
 pub mod plugins;
 pub mod train;

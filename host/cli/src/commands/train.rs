@@ -37,22 +37,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(str::parse::<RestartPoint>)
         .transpose()?;
-    let options = TrainOptions {
-        restart_from,
-        progress: !args.no_progress,
-        plugin_cache: ponder_plugin_runtime::cache::default_cache_dir(),
-        plugin_log: Arc::new(StderrLog {
-            min_level: LogLevel::Info,
-        }),
-        models: granted_models(&manifest)?,
-    };
-    let summary = ponder_pipeline::train(&manifest, &options)?;
+    let summary = train(&manifest, restart_from, !args.no_progress)?;
     print_summary(&summary);
     Ok(())
 }
 
+/// Trains (or resumes, or finds finished) the run of `manifest`, as `ponder train` does.
+pub fn train(
+    manifest: &Manifest,
+    restart_from: Option<RestartPoint>,
+    progress: bool,
+) -> anyhow::Result<RunSummary> {
+    let options = TrainOptions {
+        restart_from,
+        progress,
+        plugin_cache: ponder_plugin_runtime::cache::default_cache_dir(),
+        plugin_log: Arc::new(StderrLog {
+            min_level: LogLevel::Info,
+        }),
+        models: granted_models(manifest)?,
+    };
+    Ok(ponder_pipeline::train(manifest, &options)?)
+}
+
 /// The manifest's `[models]`, loaded when a plugin is granted `models`.
-fn granted_models(manifest: &Manifest) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
+pub fn granted_models(manifest: &Manifest) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
     let granted = manifest
         .plugins
         .iter()
@@ -75,7 +84,7 @@ fn number(value: Option<f64>, digits: usize) -> String {
 }
 
 /// The per-iteration table and where everything is.
-fn print_summary(summary: &RunSummary) {
+pub fn print_summary(summary: &RunSummary) {
     println!(
         "{:>4}  {:>12}  {:>14}  {:>14}  {:>5}  {:>9}  {:>10}  {:>8}",
         "iter",

@@ -120,6 +120,7 @@ pub fn run(plan: &RunPlan<'_>, iteration: u32, host: &mut HostTime) -> Result<()
         plugin_cache: plan.options.plugin_cache.clone(),
         plugin_log: plan.options.plugin_log.clone(),
         models: plan.options.models.clone(),
+        outputs_dir: None,
     };
     let report = evaluate(&eval_plan, &options)?;
     let output = plan.run.phase_output(iteration, Phase::Eval);

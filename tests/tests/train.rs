@@ -188,8 +188,8 @@ fn strip_timings(value: &mut serde_json::Value) {
     }
 }
 
-/// Every file of a run directory (relative path → comparable content), timings logs left out
-/// and timing fields of JSON files removed; everything else byte for byte.
+/// Every file of a run directory (relative path → comparable content), timings logs and the
+/// report left out and timing fields of JSON files removed; everything else byte for byte.
 fn artifacts(run: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).expect("read_dir") {
@@ -199,7 +199,8 @@ fn artifacts(run: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 continue;
             }
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name == "timings.jsonl" {
+            // report.html is a view of the other files, wall-clock timings included.
+            if name == "timings.jsonl" || name == "report.html" {
                 continue;
             }
             let bytes = std::fs::read(&path).expect("read artifact");
@@ -906,4 +907,46 @@ fn an_eval_table_without_a_judge_measures_ifeval_of_both_models() {
     assert!(record["eval_win_rate_percent"].is_null(), "{record}");
     assert!(record["eval_ifeval_strict"].is_f64(), "{record}");
     assert!(record["eval_seed_ifeval_strict"].is_f64(), "{record}");
+}
+
+#[test]
+fn an_eval_table_llm_judge_granted_models_calls_the_manifests_models() {
+    let scratch = Scratch::new();
+    let file = scratch.dir.path().join("tpo.toml");
+    let text = format!(
+        r#"{}
+[eval]
+data = "{data}"
+limit = 2
+judge = "{judge}"
+judge_grant = ["models"]
+judge_config = {{ model = "judge" }}
+ifeval = false
+max_new_tokens = 24
+
+[models.judge]
+path = "{model}"
+"#,
+        manifest(&scratch.run_dir(), &[("iterations = 2", "iterations = 1")]),
+        data = root().join("data/verifiable/eval.jsonl").display(),
+        judge = plugin("judge-llm-pointwise").display(),
+        model = tiny_model_dir("llama").display(),
+    );
+    std::fs::write(&file, text).expect("write manifest");
+    let outcome = scratch.train(&file, &[]);
+    assert_ok(&outcome);
+    let text =
+        std::fs::read_to_string(scratch.run_dir().join("iter-1/eval.json")).expect("eval.json");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(report["judge"]["name"], "judge-llm-pointwise", "{report}");
+    assert!(
+        report["judge_failures"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "the judge reached its model: {report}"
+    );
+    assert!(
+        report["pairwise"]["win_rate"]["win_rate_percent"].is_f64(),
+        "{report}"
+    );
 }

@@ -18,14 +18,20 @@
 //! [eval]                   # the keys of a run manifest's [eval]
 //! data = "../data/verifiable/eval.jsonl"
 //! judge = "../target/plugins/judge-constraints.wasm"
+//!
+//! # [models.judge]         # models an LLM judge granted `models` (eval.judge_grant) calls
+//! # path = "../models/judge.gguf"
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{EvalSection, Manifest, ManifestError, RawEval, SampleSection, Validator, deserialize};
+use crate::{
+    EvalSection, Manifest, ManifestError, NamedModel, RawEval, SampleSection, Validator,
+    deserialize,
+};
 
 /// A parsed, validated experiment manifest; every path resolved against its directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +49,8 @@ pub struct ExperimentManifest {
     /// How every model is evaluated. An arm's thought-shaping settings (`sample.prefill`,
     /// `thought_budget`, `batch_prompts`) and template come from its own manifest.
     pub eval: EvalSection,
+    /// `[models.NAME]`: the models an evaluation judge granted `models` may call.
+    pub models: BTreeMap<String, NamedModel>,
 }
 
 /// One arm: a run manifest trained and evaluated under a name.
@@ -60,6 +68,8 @@ struct RawExperiment {
     experiment: RawExperimentSection,
     arms: Vec<RawArm>,
     eval: RawEval,
+    #[serde(default)]
+    models: BTreeMap<String, NamedModel>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +164,7 @@ impl ExperimentManifest {
             ..SampleSection::default()
         };
         let eval = validator.eval(raw.eval, &unshaped)?;
+        let models = validator.models(raw.models)?;
         for arm in &arms {
             let budget = arm.manifest.sample.thought_budget;
             let max_new_tokens = eval
@@ -176,6 +187,7 @@ impl ExperimentManifest {
             baseline,
             arms,
             eval,
+            models,
         })
     }
 
@@ -206,6 +218,7 @@ mod tests {
     }
 
     const VALID: &str = "[experiment]\nout = \"out\"\nbaseline = \"a\"\nseed = 7\n\
+                         [models.judge]\npath = \"j.gguf\"\n\
                          [[arms]]\nname = \"a\"\nmanifest = \"a.toml\"\n\
                          [[arms]]\nname = \"b\"\nmanifest = \"b.toml\"\n\
                          [eval]\ndata = \"e.jsonl\"\nlimit = 5\n";
@@ -225,6 +238,7 @@ mod tests {
         assert_eq!(experiment.eval.data, dir.path().join("e.jsonl"));
         assert_eq!(experiment.eval.limit, Some(5));
         assert_eq!(experiment.baseline_arm().name, "a");
+        assert_eq!(experiment.models["judge"].path, dir.path().join("j.gguf"));
     }
 
     fn load_error(experiment: &str) -> String {

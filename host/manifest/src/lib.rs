@@ -125,6 +125,9 @@ pub struct EvalSection {
     pub judge_config: serde_json::Value,
     /// How the win-rate judge scores.
     pub judge_kind: EvalJudgeKind,
+    /// Capabilities granted the win-rate judge (`["models"]`: an LLM judge calling the
+    /// manifest's `[models]`).
+    pub judge_grants: Vec<Grant>,
     /// The IFEval constraint checker (resolved); none: `target/plugins/judge-constraints.wasm`
     /// under the working directory when it exists.
     pub constraints_judge: Option<PathBuf>,
@@ -161,6 +164,7 @@ struct RawEval {
     judge: Option<PathBuf>,
     judge_config: Option<toml::Table>,
     judge_kind: Option<EvalJudgeKind>,
+    judge_grant: Option<Vec<Grant>>,
     constraints_judge: Option<PathBuf>,
     ifeval: Option<bool>,
     max_new_tokens: Option<u32>,
@@ -824,15 +828,7 @@ impl Validator<'_> {
             "must be at least 1 (leave it out to save at epoch ends only)",
         )?;
 
-        let mut models = BTreeMap::new();
-        for (name, mut model) in raw.models {
-            self.check(!name.is_empty(), "models", "a model name must not be empty")?;
-            if let Some(device) = &model.device {
-                self.device(&format!("models.{name}.device"), device)?;
-            }
-            model.path = self.resolve(&model.path);
-            models.insert(name, model);
-        }
+        let models = self.models(raw.models)?;
 
         let eval = match raw.eval {
             Some(eval) => Some(self.eval(eval, &sample)?),
@@ -856,6 +852,23 @@ impl Validator<'_> {
             models,
             eval,
         })
+    }
+
+    /// `[models.NAME]` tables: names not empty, devices known, paths resolved.
+    fn models(
+        &self,
+        raw: BTreeMap<String, NamedModel>,
+    ) -> Result<BTreeMap<String, NamedModel>, ManifestError> {
+        let mut models = BTreeMap::new();
+        for (name, mut model) in raw {
+            self.check(!name.is_empty(), "models", "a model name must not be empty")?;
+            if let Some(device) = &model.device {
+                self.device(&format!("models.{name}.device"), device)?;
+            }
+            model.path = self.resolve(&model.path);
+            models.insert(name, model);
+        }
+        Ok(models)
     }
 
     fn eval(&self, raw: RawEval, sample: &SampleSection) -> Result<EvalSection, ManifestError> {
@@ -890,11 +903,17 @@ impl Validator<'_> {
         let resamples = raw.resamples.unwrap_or(1000);
         self.check(resamples >= 1, "eval.resamples", "must be at least 1")?;
         self.check(
-            raw.judge.is_some() || (raw.judge_config.is_none() && raw.judge_kind.is_none()),
+            raw.judge.is_some()
+                || (raw.judge_config.is_none()
+                    && raw.judge_kind.is_none()
+                    && raw.judge_grant.is_none()),
             "eval.judge",
-            "eval.judge_config and eval.judge_kind configure the win-rate judge: name it with \
-             `judge = \"path/to/judge.wasm\"`",
+            "eval.judge_config, eval.judge_kind and eval.judge_grant configure the win-rate \
+             judge: name it with `judge = \"path/to/judge.wasm\"`",
         )?;
+        let mut judge_grants = raw.judge_grant.unwrap_or_default();
+        judge_grants.sort();
+        judge_grants.dedup();
         let ifeval = raw.ifeval.unwrap_or(true);
         self.check(
             ifeval || raw.constraints_judge.is_none(),
@@ -912,6 +931,7 @@ impl Validator<'_> {
             judge: raw.judge.map(|path| self.resolve(&path)),
             judge_config,
             judge_kind: raw.judge_kind.unwrap_or(EvalJudgeKind::Pointwise),
+            judge_grants,
             constraints_judge: raw.constraints_judge.map(|path| self.resolve(&path)),
             ifeval,
             max_new_tokens: raw.max_new_tokens,
@@ -1142,6 +1162,22 @@ path = "models/judge"
             }) => (key, line, column, message),
             other => panic!("expected a parse error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn eval_judge_grant_parses_and_needs_a_judge() {
+        let manifest = parse(
+            "[eval]\ndata = \"e.jsonl\"\njudge = \"j.wasm\"\njudge_grant = [\"models\", \"models\"]\n",
+        )
+        .expect("valid [eval]");
+        assert_eq!(
+            manifest.eval.expect("[eval]").judge_grants,
+            vec![Grant::Models]
+        );
+        assert!(parse("").expect("empty").eval.is_none());
+        let error = parse("[eval]\ndata = \"e.jsonl\"\njudge_grant = [\"models\"]\n")
+            .expect_err("a grant without a judge");
+        assert!(error.to_string().contains("eval.judge"), "{error}");
     }
 
     #[test]

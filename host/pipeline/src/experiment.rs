@@ -192,8 +192,8 @@ pub fn evaluate_experiment(
     }
     let baseline_arm = experiment.baseline_arm();
     let baseline = arm_model(baseline_arm, 0)?;
-    let judge = eval.judge.as_ref().map(|path| EvalJudge {
-        spec: eval_judge_spec(path, &eval.judge_config),
+    let judge = eval_judge_spec(eval).map(|spec| EvalJudge {
+        spec,
         kind: match eval.judge_kind {
             ponder_manifest::EvalJudgeKind::Pointwise => JudgeKind::Pointwise,
             ponder_manifest::EvalJudgeKind::Pairwise => JudgeKind::Pairwise,

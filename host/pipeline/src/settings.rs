@@ -152,12 +152,8 @@ impl RunSettings {
                 value.map_or_else(|| all.to_string(), |value| value.to_string())
             };
             put("eval.limit", all_or(eval.limit, "all"));
-            let judge = match &eval.judge {
-                Some(path) => plugin_identity(
-                    "eval.judge",
-                    manifest,
-                    &eval_judge_spec(path, &eval.judge_config),
-                )?,
+            let judge = match eval_judge_spec(eval) {
+                Some(spec) => plugin_identity("eval.judge", manifest, &spec)?,
                 None => "none".to_string(),
             };
             put("eval.judge", judge);

@@ -10,7 +10,7 @@ use ponder_manifest::ExperimentManifest;
 use ponder_pipeline::experiment::{ExperimentOptions, evaluate_experiment, results_table};
 use ponder_plugin_runtime::{LogLevel, StderrLog};
 
-use crate::commands::train::{granted_models, train};
+use crate::commands::train::{model_registry, train};
 
 /// Arguments of `ponder experiment`.
 #[derive(Args, Debug)]
@@ -46,15 +46,22 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("experiment arm `{}`", arm.name))?;
         }
     }
-    let baseline = experiment.baseline_arm();
+    let granted = experiment
+        .eval
+        .judge_grants
+        .contains(&ponder_manifest::Grant::Models);
     let options = ExperimentOptions {
         progress: !args.no_progress,
         plugin_cache: ponder_plugin_runtime::cache::default_cache_dir(),
         plugin_log: Arc::new(StderrLog {
             min_level: LogLevel::Info,
         }),
-        // An LLM judge of the evaluation calls the baseline arm's `[models]`.
-        models: granted_models(&baseline.manifest)?,
+        // An LLM judge of the evaluation calls the experiment's `[models]`.
+        models: if granted {
+            model_registry(&experiment.models, &experiment.file)?
+        } else {
+            None
+        },
     };
     let results = evaluate_experiment(&experiment, &options)?;
     println!("{}", results_table(&results));

@@ -1,11 +1,12 @@
 //! `ponder train MANIFEST`: Thought Preference Optimization as the manifest says.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use ponder_manifest::{Grant, Manifest};
+use ponder_manifest::{Grant, Manifest, NamedModel};
 use ponder_pipeline::{IterationMetrics, RestartPoint, RunSummary, TrainOptions};
 use ponder_plugin_runtime::capability::ModelAccess;
 use ponder_plugin_runtime::{LogLevel, StderrLog};
@@ -60,20 +61,36 @@ pub fn train(
     Ok(ponder_pipeline::train(manifest, &options)?)
 }
 
-/// The manifest's `[models]`, loaded when a plugin is granted `models`.
+/// The manifest's `[models]`, loaded when a plugin (or the `[eval]` judge) is granted `models`.
 pub fn granted_models(manifest: &Manifest) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
     let granted = manifest
         .plugins
         .iter()
-        .any(|spec| spec.is_granted(Grant::Models));
-    if !granted || manifest.models.is_empty() {
+        .any(|spec| spec.is_granted(Grant::Models))
+        || manifest
+            .eval
+            .as_ref()
+            .is_some_and(|eval| eval.judge_grants.contains(&Grant::Models));
+    if !granted {
+        return Ok(None);
+    }
+    model_registry(&manifest.models, &manifest.file)
+}
+
+/// `models` (a manifest's `[models]`, `file` naming it in errors) loaded for the `models`
+/// capability; `None` when there are none.
+pub fn model_registry(
+    models: &BTreeMap<String, NamedModel>,
+    file: &Path,
+) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
+    if models.is_empty() {
         return Ok(None);
     }
     let mut registry = ModelRegistry::new();
-    for (name, model) in &manifest.models {
+    for (name, model) in models {
         let device = model.device.as_deref().unwrap_or("cpu");
         let loaded = load_model(&model.path, device)
-            .with_context(|| format!("{}: models.{name}", manifest.file.display()))?;
+            .with_context(|| format!("{}: models.{name}", file.display()))?;
         registry.insert(name.clone(), loaded);
     }
     Ok(Some(Arc::new(registry)))

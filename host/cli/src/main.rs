@@ -67,6 +67,9 @@ enum Command {
     /// the direct-response baseline), evaluate every iteration against the seed model, write
     /// the table; resumable.
     Experiment(commands::experiment::ExperimentArgs),
+    /// Rebuild a run directory's report.html: plots of every iteration's figures and sample
+    /// outputs before and after training (`ponder train` rebuilds it after each phase).
+    Report(commands::report::ReportArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => commands::eval::run(*args),
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Report(args) => commands::report::run(args),
         Command::Generate(args) => commands::model::run_generate(args),
         Command::Chat(args) => commands::model::run_chat(args),
         Command::Tokenize(args) => commands::model::run_tokenize(args),

@@ -80,6 +80,15 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// `report.html` cannot be made: the directory is no run directory, it holds nothing to
+    /// report yet, or a plot could not be drawn.
+    #[error("{path}: {message}", path = path.display())]
+    Report {
+        /// The run directory (or the file) concerned.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// `--restart-from` names no phase or iteration of this run.
     #[error("--restart-from {0}")]
     Restart(String),

@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod phases;
 pub mod progress;
 pub mod records;
+pub mod report;
 pub mod run_dir;
 pub mod seeds;
 pub mod settings;
@@ -414,7 +415,7 @@ fn run_iteration(
 ) -> Result<IterationMetrics, PipelineError> {
     let run = &plan.run;
     let started = Instant::now();
-    let mut clock = metrics::PhaseClock::new(run.timings_file(iteration));
+    let mut clock = metrics::PhaseClock::for_iteration(run, iteration);
     eprintln!(
         "iteration {iteration}/{}: policy {}",
         plan.manifest.run.iterations,

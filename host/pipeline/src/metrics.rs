@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalReport;
 use crate::records::{JudgmentRecord, PairOrigin, SampleRecord, ValidationRecord};
-use crate::run_dir::{Phase, RunDir, append_jsonl, read_jsonl, write_jsonl};
+use crate::run_dir::{Phase, RunDir, append_jsonl, parse_jsonl, read_jsonl, write_jsonl};
 use crate::{PipelineError, RunPlan};
 
 /// One iteration's figures. Everything but `seconds` is a function of the artifacts, so it is
@@ -150,6 +150,7 @@ pub struct PhaseClock {
     file: PathBuf,
     host: Duration,
     phases: Duration,
+    report: Option<RunDir>,
 }
 
 impl PhaseClock {
@@ -159,6 +160,16 @@ impl PhaseClock {
             file,
             host: Duration::ZERO,
             phases: Duration::ZERO,
+            report: None,
+        }
+    }
+
+    /// The clock of `iteration` in `run` (logging to its `timings.jsonl`), which also rebuilds
+    /// the run's `report.html` after each phase that finishes (a report failure is a warning).
+    pub fn for_iteration(run: &RunDir, iteration: u32) -> Self {
+        PhaseClock {
+            report: Some(run.clone()),
+            ..PhaseClock::new(run.timings_file(iteration))
         }
     }
 
@@ -183,6 +194,9 @@ impl PhaseClock {
                     host_seconds: host.spent.as_secs_f64(),
                 },
             )?;
+        }
+        if let (Ok(_), Some(run)) = (&result, &self.report) {
+            crate::report::refresh(run);
         }
         result
     }
@@ -211,11 +225,69 @@ pub fn iteration_record(
     plan: &RunPlan<'_>,
     iteration: u32,
 ) -> Result<IterationMetrics, PipelineError> {
-    let run = &plan.run;
-    let dir = run.iteration(iteration);
-    let samples: Vec<SampleRecord> = read_jsonl(&run.phase_output(iteration, Phase::Sample))?;
-    let judgments: Vec<JudgmentRecord> = read_jsonl(&run.phase_output(iteration, Phase::Judge))?;
-    let pairs: Vec<serde_json::Value> = read_jsonl(&run.phase_output(iteration, Phase::Select))?;
+    record_from_files(&plan.run, iteration, plan.manifest.dpo.epochs)
+}
+
+/// Reads a JSONL file of the run, or nothing when it is not there (yet).
+fn read_jsonl_if_present<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<Vec<T>, PipelineError> {
+    if path.exists() {
+        read_jsonl(path)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// The DPO steps of `iteration` (`iter-N/dpo/metrics.jsonl`; empty before the DPO phase starts).
+/// While the phase runs the trainer appends to the file, so an unfinished last line is left out
+/// then; once the phase is done every line must parse.
+pub fn dpo_steps(run: &RunDir, iteration: u32) -> Result<Vec<StepMetrics>, PipelineError> {
+    let path = run.iteration(iteration).join("dpo").join("metrics.jsonl");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut text = std::fs::read_to_string(&path).map_err(|e| PipelineError::io(&path, e))?;
+    if !run.phase_done(iteration, Phase::Dpo) && !text.ends_with('\n') {
+        text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+    }
+    parse_jsonl(&path, &text)
+}
+
+/// `iter-N/eval.json`, when the eval phase wrote it.
+pub fn read_eval(run: &RunDir, iteration: u32) -> Result<Option<EvalReport>, PipelineError> {
+    let eval_file = run.phase_output(iteration, Phase::Eval);
+    if !eval_file.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&eval_file).map_err(|e| PipelineError::io(&eval_file, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| PipelineError::RunFile {
+            path: eval_file.clone(),
+            line: e.line(),
+            message: format!("{e} (was the run directory written by another ponder version?)"),
+        })
+}
+
+/// The record of `iteration` from whichever of its files exist: for a finished iteration, what
+/// `metrics.jsonl` holds; for one in progress, the figures of its finished phases (an output
+/// file that is not there yet counts as empty: no scores, no pairs, no steps). `dpo_epochs` is
+/// the run's `dpo.epochs` (the DPO figures are means over the last epoch).
+///
+/// # Errors
+/// An unreadable file, or a line that is not what this version of ponder writes (named).
+pub fn record_from_files(
+    run: &RunDir,
+    iteration: u32,
+    dpo_epochs: u32,
+) -> Result<IterationMetrics, PipelineError> {
+    let samples: Vec<SampleRecord> =
+        read_jsonl_if_present(&run.phase_output(iteration, Phase::Sample))?;
+    let judgments: Vec<JudgmentRecord> =
+        read_jsonl_if_present(&run.phase_output(iteration, Phase::Judge))?;
+    let pairs: Vec<serde_json::Value> =
+        read_jsonl_if_present(&run.phase_output(iteration, Phase::Select))?;
     let origins: Vec<PairOrigin> = pairs
         .iter()
         .filter_map(|pair| serde_json::from_value(pair.get("metadata")?.clone()).ok())
@@ -254,33 +326,13 @@ pub fn iteration_record(
     let thought_tokens =
         |c: &crate::records::JudgedOutput| c.parsed.then_some(f64::from(c.thought_tokens));
 
-    let steps: Vec<StepMetrics> = {
-        let path = dir.join("dpo").join("metrics.jsonl");
-        if path.exists() {
-            read_jsonl(&path)?
-        } else {
-            Vec::new()
-        }
-    };
-    let epochs = f64::from(plan.manifest.dpo.epochs);
+    let steps = dpo_steps(run, iteration)?;
+    let epochs = f64::from(dpo_epochs);
     let last_epoch: Vec<&StepMetrics> = steps.iter().filter(|s| s.epoch > epochs - 1.0).collect();
     let validation = validation_scores(run, iteration)?;
     let kept = kept_step(&validation, &steps);
 
-    let eval_file = run.phase_output(iteration, Phase::Eval);
-    let eval: Option<EvalReport> = if eval_file.exists() {
-        let text =
-            std::fs::read_to_string(&eval_file).map_err(|e| PipelineError::io(&eval_file, e))?;
-        Some(
-            serde_json::from_str(&text).map_err(|e| PipelineError::RunFile {
-                path: eval_file.clone(),
-                line: 0,
-                message: format!("{e} (was the run directory written by another ponder version?)"),
-            })?,
-        )
-    } else {
-        None
-    };
+    let eval = read_eval(run, iteration)?;
     let prompt_strict = |index: usize| {
         eval.as_ref()
             .and_then(|report| report.models.get(index))

@@ -5,6 +5,7 @@
 //! RUN/
 //!   run.json                    settings the finished work was done with
 //!   metrics.jsonl               one record per finished iteration
+//!   report.html                 plots and samples of the run so far (`report`)
 //!   iter-N/
 //!     instructions.jsonl        this iteration's fresh slice of the training instructions
 //!     samples.jsonl             K outputs per instruction   (samples.parts/ while partial)
@@ -174,6 +175,11 @@ pub fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), Pipeline
 /// Reads a JSONL file this crate wrote; a malformed line is an error naming it.
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, PipelineError> {
     let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+    parse_jsonl(path, &text)
+}
+
+/// Parses the JSONL `text` read from `path`; a malformed line is an error naming it.
+pub fn parse_jsonl<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Vec<T>, PipelineError> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())

@@ -7,4 +7,5 @@ pub mod eval;
 pub mod experiment;
 pub mod model;
 pub mod plugins;
+pub mod report;
 pub mod train;

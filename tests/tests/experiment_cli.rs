@@ -95,6 +95,7 @@ limit = {INSTRUCTIONS}
 judge = "{judge}"
 judge_config = {{ mode = "loose" }}
 max_new_tokens = 24
+batch_prompts = 2
 resamples = 200
 "#,
         out = dir.join("experiment").display(),

@@ -135,6 +135,9 @@ pub struct EvalSection {
     pub ifeval: bool,
     /// Most new tokens per output (none: `sample.max_new_tokens`).
     pub max_new_tokens: Option<u32>,
+    /// Instructions generated together in one batch (none: `sample.batch_prompts`). One output
+    /// per instruction, so larger batches than training's K-row ones keep the engine busy.
+    pub batch_prompts: Option<u32>,
     /// Sampling temperature; 0 is greedy.
     pub temperature: f32,
     /// Nucleus threshold in (0, 1].
@@ -168,6 +171,7 @@ struct RawEval {
     constraints_judge: Option<PathBuf>,
     ifeval: Option<bool>,
     max_new_tokens: Option<u32>,
+    batch_prompts: Option<u32>,
     temperature: Option<f32>,
     top_p: Option<f32>,
     parse_retries: Option<u32>,
@@ -900,6 +904,11 @@ impl Validator<'_> {
                 ),
             )?;
         }
+        self.check(
+            raw.batch_prompts != Some(0),
+            "eval.batch_prompts",
+            "must be at least 1 (leave it out for sample.batch_prompts)",
+        )?;
         let resamples = raw.resamples.unwrap_or(1000);
         self.check(resamples >= 1, "eval.resamples", "must be at least 1")?;
         self.check(
@@ -935,6 +944,7 @@ impl Validator<'_> {
             constraints_judge: raw.constraints_judge.map(|path| self.resolve(&path)),
             ifeval,
             max_new_tokens: raw.max_new_tokens,
+            batch_prompts: raw.batch_prompts,
             temperature,
             top_p,
             parse_retries: raw.parse_retries.unwrap_or(2),
@@ -1178,6 +1188,10 @@ path = "models/judge"
         let error = parse("[eval]\ndata = \"e.jsonl\"\njudge_grant = [\"models\"]\n")
             .expect_err("a grant without a judge");
         assert!(error.to_string().contains("eval.judge"), "{error}");
+        let manifest = parse("[eval]\ndata = \"e.jsonl\"\nbatch_prompts = 32\n").expect("valid");
+        assert_eq!(manifest.eval.expect("[eval]").batch_prompts, Some(32));
+        let error = parse("[eval]\ndata = \"e.jsonl\"\nbatch_prompts = 0\n").expect_err("zero");
+        assert!(error.to_string().contains("eval.batch_prompts"), "{error}");
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn arm_model(arm: &Arm, iteration: u32) -> Result<EvalModel, PipelineError> {
 }
 
 /// The evaluation's sampler settings for `arm`: the `[eval]` table's, with the arm's thought
-/// shaping (prefill, thought budget) and batching.
+/// shaping (prefill, thought budget) and, unless `[eval]` sets its own, batching.
 fn arm_sample(experiment: &ExperimentManifest, arm: &Arm) -> SampleSection {
     let sample = &arm.manifest.sample;
     SampleSection {
@@ -169,7 +169,10 @@ fn arm_sample(experiment: &ExperimentManifest, arm: &Arm) -> SampleSection {
             .unwrap_or(sample.max_new_tokens),
         prefill: sample.prefill,
         thought_budget: sample.thought_budget,
-        batch_prompts: sample.batch_prompts,
+        batch_prompts: experiment
+            .eval
+            .batch_prompts
+            .unwrap_or(sample.batch_prompts),
     }
 }
 

@@ -167,6 +167,10 @@ impl RunSettings {
                 "eval.max_new_tokens",
                 all_or(eval.max_new_tokens, "sample.max_new_tokens"),
             );
+            // Only when set, so that runs made before the key existed resume.
+            if let Some(batch_prompts) = eval.batch_prompts {
+                put("eval.batch_prompts", batch_prompts.to_string());
+            }
             put("eval.temperature", eval.temperature.to_string());
             put("eval.top_p", eval.top_p.to_string());
             put("eval.parse_retries", eval.parse_retries.to_string());

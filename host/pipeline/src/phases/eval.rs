@@ -99,7 +99,7 @@ pub fn eval_plan(plan: &RunPlan<'_>, iteration: u32) -> Result<EvalPlan, Pipelin
                 .unwrap_or(manifest.sample.max_new_tokens),
             prefill: manifest.sample.prefill,
             thought_budget: manifest.sample.thought_budget,
-            batch_prompts: manifest.sample.batch_prompts,
+            batch_prompts: eval.batch_prompts.unwrap_or(manifest.sample.batch_prompts),
         },
         seed: seeds::derive(manifest.run.seed, &["eval", &iteration.to_string()]),
         parse_retries: eval.parse_retries,

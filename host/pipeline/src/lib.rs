@@ -255,6 +255,7 @@ pub fn train(manifest: &Manifest, options: &TrainOptions) -> Result<RunSummary, 
             && (manifest.eval.is_none() || run.phase_done(iteration, Phase::Eval))
     };
     for iteration in 1..=manifest.run.iterations {
+        run.remove_finished_leftovers(iteration)?;
         let done = metrics.iter().find(|m| m.iteration == iteration).cloned();
         let record = match done {
             Some(record) if finished(iteration) => {

@@ -143,6 +143,20 @@ impl RunDir {
         self.phase_output(iteration, phase).exists()
     }
 
+    /// Removes the chunk directories (`*.parts`) of iteration `iteration`'s finished phases: a
+    /// run killed after joining a phase's chunks and before removing them leaves them behind,
+    /// and a resumed run skips that phase.
+    pub fn remove_finished_leftovers(&self, iteration: u32) -> Result<(), PipelineError> {
+        for phase in [Phase::Sample, Phase::Judge] {
+            let output = self.phase_output(iteration, phase);
+            let parts = ChunkedOutput::new(output.clone()).parts;
+            if output.is_file() && parts.exists() {
+                remove_path(&parts)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `iter-N/timings.jsonl`.
     pub fn timings_file(&self, iteration: u32) -> PathBuf {
         self.iteration(iteration).join("timings.jsonl")
@@ -294,4 +308,28 @@ pub fn link_dir(source: &Path, target: &Path) -> Result<(), PipelineError> {
         }
     }
     std::fs::rename(&tmp, target).map_err(|e| PipelineError::io(target, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_phases_lose_their_leftover_parts_and_unfinished_ones_keep_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = RunDir::new(dir.path());
+        let iteration = run.iteration(1);
+        std::fs::create_dir_all(iteration.join("samples.parts")).expect("parts");
+        std::fs::write(iteration.join("samples.parts/chunk-00000.jsonl"), "{}\n").expect("chunk");
+        std::fs::write(run.phase_output(1, Phase::Sample), "{}\n").expect("samples");
+        std::fs::create_dir_all(iteration.join("judgments.parts")).expect("parts");
+        run.remove_finished_leftovers(1).expect("sweep");
+        assert!(!iteration.join("samples.parts").exists());
+        assert!(
+            iteration.join("judgments.parts").exists(),
+            "judging is not finished"
+        );
+        // A fresh iteration has nothing to sweep.
+        run.remove_finished_leftovers(2).expect("nothing to sweep");
+    }
 }

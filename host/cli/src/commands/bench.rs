@@ -17,8 +17,9 @@ pub enum BenchCommand {
     /// Generation throughput on the TPO sampling workload (4 instructions x 8 samples, 256 new
     /// tokens): generated tokens/s, prefill tokens/s, peak RSS.
     Generate(crate::commands::model::BenchGenerateArgs),
-    /// Plugin runtime: cold compile, cached load, instantiate, per-call time of judge-constraints
-    /// and select-length-controlled on 8 candidates.
+    /// Plugin runtime: component size, cold compile, cached load, instantiate, per-call time on
+    /// 8 candidates of the Rust plugins judge-constraints and select-length-controlled and of the
+    /// interpreted examples judge-py-rubric (Python) and select-js-margin (JavaScript).
     Plugins(PluginsBenchArgs),
     /// DPO: seconds per optimiser step and peak RSS of a full fine-tune (float32).
     Dpo(super::dpo::DpoBenchArgs),
@@ -34,7 +35,8 @@ pub struct PluginsBenchArgs {
     /// scripts/build-plugins.sh).
     #[arg(long, default_value = "target/plugins")]
     pub plugins_dir: PathBuf,
-    /// Timed repetitions of each per-call measurement (1 to 1000000).
+    /// Timed repetitions of each per-call measurement (1 to 1000000); an interpreted plugin
+    /// (Python, JavaScript) gets a tenth of them, at least one.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub iterations: u32,
     /// Timed repetitions of each load/instantiate measurement (1 to 10000).
@@ -143,13 +145,26 @@ fn judge_request() -> JudgeRequest {
     }
 }
 
+/// What `bench_one` measures: a first-party plugin and its per-call work.
+struct Bench<'a> {
+    role: Role,
+    name: &'a str,
+    config: serde_json::Value,
+    /// Timed calls on a live instance.
+    calls: u32,
+}
+
 fn bench_one(
     args: &PluginsBenchArgs,
-    role: Role,
-    name: &str,
-    config: serde_json::Value,
+    bench: Bench<'_>,
     call: &mut dyn FnMut(&mut ponder_plugin_runtime::Plugin) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let Bench {
+        role,
+        name,
+        config,
+        calls: call_count,
+    } = bench;
     let path = args.plugins_dir.join(format!("{name}.wasm"));
     if !path.is_file() {
         bail!(
@@ -191,8 +206,8 @@ fn bench_one(
     for _ in 0..20 {
         call(&mut plugin)?;
     }
-    let mut calls = Vec::with_capacity(args.iterations as usize);
-    for _ in 0..args.iterations.max(1) {
+    let mut calls = Vec::with_capacity(call_count as usize);
+    for _ in 0..call_count.max(1) {
         let started = Instant::now();
         call(&mut plugin)?;
         calls.push(started.elapsed());
@@ -202,7 +217,10 @@ fn bench_one(
     let cached = figures(cached);
     let instantiate = figures(instantiate);
     let calls = figures(calls);
-    println!("{name} ({role}, {} KiB)", size / 1024);
+    println!(
+        "{name} ({role}, {:.1} MiB)",
+        size as f64 / (1024.0 * 1024.0)
+    );
     println!("  cold compile (+ cache write)   {}", format_duration(cold));
     println!(
         "  cached load                    median {}  mean {}",
@@ -218,7 +236,7 @@ fn bench_one(
         "  call on 8 candidates           median {}  mean {}  ({} calls)",
         format_duration(calls.median),
         format_duration(calls.mean),
-        args.iterations
+        call_count.max(1)
     );
     Ok(())
 }
@@ -227,26 +245,41 @@ fn bench_one(
 fn bench_plugins(args: PluginsBenchArgs) -> anyhow::Result<()> {
     println!("targets: cached load ≤ 10 ms, selector call ≤ 50 µs");
     let request = vec![judge_request()];
-    bench_one(
-        &args,
-        Role::Judge,
-        "judge-constraints",
-        serde_json::json!({}),
-        &mut |plugin| {
+    let groups = vec![candidates()];
+    let interpreted_calls = (args.iterations / 10).max(1);
+    for (name, config, calls) in [
+        ("judge-constraints", serde_json::json!({}), args.iterations),
+        ("judge-py-rubric", serde_json::json!({}), interpreted_calls),
+    ] {
+        let bench = Bench {
+            role: Role::Judge,
+            name,
+            config,
+            calls,
+        };
+        bench_one(&args, bench, &mut |plugin| {
             plugin.judge(&request)?;
             Ok(())
-        },
-    )?;
-    let groups = vec![candidates()];
-    bench_one(
-        &args,
-        Role::Selector,
-        "select-length-controlled",
-        serde_json::json!({ "rho": 0.3 }),
-        &mut |plugin| {
+        })?;
+    }
+    for (name, config, calls) in [
+        (
+            "select-length-controlled",
+            serde_json::json!({ "rho": 0.3 }),
+            args.iterations,
+        ),
+        ("select-js-margin", serde_json::json!({}), interpreted_calls),
+    ] {
+        let bench = Bench {
+            role: Role::Selector,
+            name,
+            config,
+            calls,
+        };
+        bench_one(&args, bench, &mut |plugin| {
             plugin.select(&groups)?;
             Ok(())
-        },
-    )?;
+        })?;
+    }
     Ok(())
 }

@@ -26,7 +26,9 @@ pub enum PluginsCommand {
     /// Run one plugin on JSONL input, without any model (the plugin author's tester). The input
     /// shapes are in sdk/README.md; results are printed as JSONL, one line per input row.
     Run(RunArgs),
-    /// Scaffold a new plugin crate from the SDK's templates (sdk/templates/ROLE).
+    /// Scaffold a new plugin from the SDK's templates: a Rust crate (sdk/templates/ROLE), or
+    /// with `--lang python` / `--lang js` a plugin in Python (sdk/python/templates/ROLE) or
+    /// JavaScript (sdk/js/templates/ROLE) with its tests and build script.
     New(NewArgs),
 }
 
@@ -111,6 +113,44 @@ pub struct NewArgs {
     /// The ponder-sdk directory (default: the one this binary was built from).
     #[arg(long)]
     pub sdk: Option<PathBuf>,
+    /// The plugin's language.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+}
+
+/// The language of a scaffolded plugin.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// A Rust crate on `ponder-sdk`, built with cargo for wasm32-wasip2.
+    Rust,
+    /// A Python module on `sdk/python`, built with componentize-py.
+    Python,
+    /// A JavaScript module on `sdk/js`, built with componentize-js.
+    Js,
+}
+
+impl Lang {
+    /// The scaffold templates of `role` in this language, under the SDK directory.
+    fn template_dir(self, sdk: &Path, role: Role) -> PathBuf {
+        match self {
+            Lang::Rust => sdk.join("templates").join(role.key()),
+            Lang::Python => sdk.join("python/templates").join(role.key()),
+            Lang::Js => sdk.join("js/templates").join(role.key()),
+        }
+    }
+
+    /// What to run after scaffolding, in `dir`.
+    fn next_steps(self, dir: &Path, name: &str, sdk: &Path) -> String {
+        let dir = dir.display();
+        match self {
+            Lang::Rust => format!("cd {dir} && cargo build --release --target wasm32-wasip2"),
+            Lang::Python => format!(
+                "cd {dir} && PYTHONPATH={} python3 -m unittest && ./build.sh   # -> {name}.wasm",
+                sdk.join("python").display()
+            ),
+            Lang::Js => format!("cd {dir} && npm test && ./build.sh   # -> {name}.wasm"),
+        }
+    }
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -456,12 +496,10 @@ fn copy_template(from: &Path, to: &Path, name: &str, sdk: &Path, role: Role) -> 
         let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
         let source = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        // `Cargo.toml.tmpl` keeps the template from being a package inside the SDK.
-        let target_name = file_name
-            .strip_suffix(".tmpl")
-            .unwrap_or(&file_name)
-            .to_string();
-        let target = to.join(target_name);
+        // `Cargo.toml.tmpl` keeps the template from being a package inside the SDK; a file
+        // name may hold placeholders too (`__CRATE_NAME__.py`).
+        let target_name = file_name.strip_suffix(".tmpl").unwrap_or(&file_name);
+        let target = to.join(fill_placeholders(target_name, name, sdk, role));
         if source.is_dir() {
             copy_template(&source, &target, name, sdk, role)?;
         } else {
@@ -469,9 +507,19 @@ fn copy_template(from: &Path, to: &Path, name: &str, sdk: &Path, role: Role) -> 
                 .with_context(|| format!("cannot read {}", source.display()))?;
             std::fs::write(&target, fill_placeholders(&text, name, sdk, role))
                 .with_context(|| format!("cannot write {}", target.display()))?;
+            copy_permissions(&source, &target)?;
         }
     }
     Ok(())
+}
+
+/// Gives `to` the permissions of `from` (a template's `build.sh` stays executable).
+fn copy_permissions(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let permissions = std::fs::metadata(from)
+        .with_context(|| format!("cannot read {}", from.display()))?
+        .permissions();
+    std::fs::set_permissions(to, permissions)
+        .with_context(|| format!("cannot set the permissions of {}", to.display()))
 }
 
 fn new_plugin(args: NewArgs) -> anyhow::Result<()> {
@@ -491,7 +539,7 @@ fn new_plugin(args: NewArgs) -> anyhow::Result<()> {
     let sdk = sdk
         .canonicalize()
         .with_context(|| format!("cannot find the SDK at {}", sdk.display()))?;
-    let template = sdk.join("templates").join(args.role.key());
+    let template = args.lang.template_dir(&sdk, args.role);
     if !template.is_dir() {
         bail!(
             "no scaffold template for role {} at {}",
@@ -505,10 +553,10 @@ fn new_plugin(args: NewArgs) -> anyhow::Result<()> {
     }
     copy_template(&template, &target, &args.name, &sdk, args.role)?;
     println!(
-        "created {} ({} plugin). Build it with:\n  cd {} && cargo build --release --target wasm32-wasip2",
+        "created {} ({} plugin). Test and build it with:\n  {}",
         target.display(),
         args.role,
-        target.display()
+        args.lang.next_steps(&target, &args.name, &sdk)
     );
     Ok(())
 }
@@ -525,6 +573,17 @@ mod tests {
             filled,
             "name = \"my-judge\" crate my_judge sdk = \"/sdk\" judge"
         );
+    }
+
+    #[test]
+    fn each_language_has_a_template_of_every_role() {
+        let sdk = default_sdk_dir();
+        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+            for role in Role::ALL {
+                let dir = lang.template_dir(&sdk, role);
+                assert!(dir.is_dir(), "{lang:?} {role}: {}", dir.display());
+            }
+        }
     }
 
     #[test]

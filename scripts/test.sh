@@ -11,6 +11,8 @@ cd "$root"
 scripts/setup.sh
 scripts/build-plugins.sh
 scripts/test-plugin-langs.sh
+# llama.cpp's server for tests/tests/served_models.rs: built once (minutes), then reused
+scripts/llama-server.sh >/dev/null
 cargo build --release --locked -p ponder-cli
 cargo test --release --locked --workspace "$@"
 scripts/ifeval/run.sh

@@ -1,5 +1,6 @@
-//! The plugins' `models` capability over ponder-model: the manifest's named models, loaded once,
-//! each behind a lock (a model runs one batch at a time; plugins may call from several threads).
+//! The plugins' `models` capability: the manifest's named models, local ones over ponder-model
+//! (loaded once, each behind a lock: a model runs one batch at a time; plugins may call from
+//! several threads) and served ones over their OpenAI-compatible endpoints (ponder-served).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -15,7 +16,10 @@ use ponder_plugin_runtime::capability::{
     Sampling,
 };
 
-use crate::commands::model::LoadedModel;
+use ponder_manifest::NamedModel;
+use ponder_served::ServedClient;
+
+use crate::commands::model::{LoadedModel, load_model};
 
 /// Padded tokens per scoring forward: bounds the memory of `choice_logprobs`.
 const SCORING_BATCH_TOKENS: usize = 4096;
@@ -25,10 +29,11 @@ const SCORING_SEQUENCES_PER_CHECK: usize = 64;
 /// into several batches (a sample does not depend on its batch, so the replies are the same).
 const GENERATION_CACHE_BYTES: u128 = 1 << 30;
 
-/// Named models that granted plugins may call.
+/// Named models that granted plugins may call: local models and served ones.
 #[derive(Default)]
 pub struct ModelRegistry {
     models: BTreeMap<String, Mutex<LoadedModel>>,
+    served: BTreeMap<String, ServedClient>,
 }
 
 impl ModelRegistry {
@@ -39,7 +44,31 @@ impl ModelRegistry {
 
     /// Adds (or replaces) the model called `name`.
     pub fn insert(&mut self, name: impl Into<String>, model: LoadedModel) {
-        self.models.insert(name.into(), Mutex::new(model));
+        let name = name.into();
+        self.served.remove(&name);
+        self.models.insert(name, Mutex::new(model));
+    }
+
+    /// Adds (or replaces) the served model called `name`.
+    pub fn insert_served(&mut self, name: impl Into<String>, model: ServedClient) {
+        let name = name.into();
+        self.models.remove(&name);
+        self.served.insert(name, model);
+    }
+
+    /// Adds `[models.NAME]` as the manifest gives it: a local model is loaded (on its device,
+    /// the CPU by default), a served one is set up (its API key read from the environment).
+    pub fn add_named(&mut self, name: &str, model: &NamedModel) -> anyhow::Result<()> {
+        match model {
+            NamedModel::Local(local) => {
+                let device = local.device.as_deref().unwrap_or("cpu");
+                self.insert(name, load_model(&local.path, device)?);
+            }
+            NamedModel::Served(served) => {
+                self.insert_served(name, ServedClient::new(name, served)?);
+            }
+        }
+        Ok(())
     }
 
     fn with_model<T>(
@@ -128,6 +157,9 @@ impl ModelAccess for ModelRegistry {
         requests: &[GenerateRequest],
         budget: &mut ModelBudget,
     ) -> Result<Vec<String>, ModelAccessError> {
+        if let Some(served) = self.served.get(model) {
+            return served.generate(requests, budget);
+        }
         self.with_model(model, |loaded| {
             let mut prompts = Vec::with_capacity(requests.len());
             for (index, request) in requests.iter().enumerate() {
@@ -200,6 +232,9 @@ impl ModelAccess for ModelRegistry {
         requests: &[ChoiceRequest],
         budget: &mut ModelBudget,
     ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
+        if let Some(served) = self.served.get(model) {
+            return served.choice_logprobs(requests, budget);
+        }
         self.with_model(model, |loaded| {
             let tokenizer = &loaded.checkpoint.tokenizer;
             let context = loaded.model.config().max_position_embeddings;
@@ -264,9 +299,12 @@ impl ModelAccess for ModelRegistry {
     fn reward(
         &self,
         model: &str,
-        _requests: &[RewardRequest],
-        _budget: &mut ModelBudget,
+        requests: &[RewardRequest],
+        budget: &mut ModelBudget,
     ) -> Result<Vec<f64>, ModelAccessError> {
+        if let Some(served) = self.served.get(model) {
+            return served.reward(requests, budget);
+        }
         self.with_model(model, |_| {
             Err(ModelAccessError::Unsupported(format!(
                 "model `{model}` is a causal language model without a reward (sequence \

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::{
-    EvalSection, Manifest, ManifestError, NamedModel, RawEval, SampleSection, Validator,
-    deserialize,
+    EvalSection, Manifest, ManifestError, NamedModel, RawEval, RawNamedModel, SampleSection,
+    Validator, deserialize,
 };
 
 /// A parsed, validated experiment manifest; every path resolved against its directory.
@@ -69,7 +69,7 @@ struct RawExperiment {
     arms: Vec<RawArm>,
     eval: RawEval,
     #[serde(default)]
-    models: BTreeMap<String, NamedModel>,
+    models: BTreeMap<String, RawNamedModel>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,7 +238,10 @@ mod tests {
         assert_eq!(experiment.eval.data, dir.path().join("e.jsonl"));
         assert_eq!(experiment.eval.limit, Some(5));
         assert_eq!(experiment.baseline_arm().name, "a");
-        assert_eq!(experiment.models["judge"].path, dir.path().join("j.gguf"));
+        assert_eq!(
+            experiment.models["judge"].path(),
+            Some(dir.path().join("j.gguf").as_path())
+        );
     }
 
     fn load_error(experiment: &str) -> String {

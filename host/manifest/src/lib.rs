@@ -44,7 +44,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod experiment;
+mod models;
 pub use experiment::{Arm, ExperimentManifest};
+use models::RawNamedModel;
+pub use models::{
+    DEFAULT_SERVED_CONCURRENCY, DEFAULT_SERVED_RETRIES, DEFAULT_SERVED_TIMEOUT_MS, LocalModel,
+    NamedModel, ServedModel, load_models,
+};
 
 /// Why a manifest could not be used. Every variant names the file; parse errors also the key path
 /// and the position.
@@ -548,17 +554,6 @@ impl Plugins {
     }
 }
 
-/// `[models.NAME]`: a model granted plugins may call.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamedModel {
-    /// A Hugging Face directory or GGUF file (resolved).
-    pub path: PathBuf,
-    /// Device; the policy's device when absent.
-    #[serde(default)]
-    pub device: Option<String>,
-}
-
 fn default_device() -> String {
     "cpu".to_string()
 }
@@ -592,7 +587,7 @@ struct RawManifest {
     #[serde(default)]
     plugins: RawPlugins,
     #[serde(default)]
-    models: BTreeMap<String, NamedModel>,
+    models: BTreeMap<String, RawNamedModel>,
     #[serde(default)]
     eval: Option<RawEval>,
 }
@@ -858,23 +853,6 @@ impl Validator<'_> {
         })
     }
 
-    /// `[models.NAME]` tables: names not empty, devices known, paths resolved.
-    fn models(
-        &self,
-        raw: BTreeMap<String, NamedModel>,
-    ) -> Result<BTreeMap<String, NamedModel>, ManifestError> {
-        let mut models = BTreeMap::new();
-        for (name, mut model) in raw {
-            self.check(!name.is_empty(), "models", "a model name must not be empty")?;
-            if let Some(device) = &model.device {
-                self.device(&format!("models.{name}.device"), device)?;
-            }
-            model.path = self.resolve(&model.path);
-            models.insert(name, model);
-        }
-        Ok(models)
-    }
-
     fn eval(&self, raw: RawEval, sample: &SampleSection) -> Result<EvalSection, ManifestError> {
         self.check(
             raw.limit != Some(0),
@@ -1101,8 +1079,8 @@ path = "models/judge"
         let template = manifest.plugins.template.as_ref().expect("template");
         assert_eq!(template.config, serde_json::json!({}));
         assert_eq!(
-            manifest.models["judge"].path,
-            PathBuf::from("/runs/example/models/judge")
+            manifest.models["judge"].path(),
+            Some(Path::new("/runs/example/models/judge"))
         );
     }
 

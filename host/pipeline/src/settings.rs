@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ponder_manifest::{Manifest, PluginSpec};
+use ponder_manifest::{Manifest, NamedModel, PluginSpec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -178,8 +178,16 @@ impl RunSettings {
         }
         for (name, model) in &manifest.models {
             let key = format!("models.{name}");
-            let identity = file_identity(&key, manifest, &model.path)?;
-            put(&key, format!("{identity} on {:?}", model.device));
+            let identity = match model {
+                NamedModel::Local(local) => {
+                    let identity = file_identity(&key, manifest, &local.path)?;
+                    format!("{identity} on {:?}", local.device)
+                }
+                // What the server holds under that name is the server's business: only the
+                // endpoint and the name are known here.
+                NamedModel::Served(served) => format!("{} model {:?}", served.url, served.model),
+            };
+            put(&key, identity);
         }
         Ok(RunSettings {
             format: FORMAT,

@@ -123,6 +123,18 @@ impl ModelBudget {
     pub fn tokens_used(&self) -> u64 {
         self.tokens_used
     }
+
+    /// Tokens the call may still generate: what a model served elsewhere may be asked for at
+    /// most, since its work cannot be counted token by token as it runs.
+    pub fn tokens_left(&self) -> u64 {
+        self.token_limit.saturating_sub(self.tokens_used)
+    }
+
+    /// Wall-clock time the call has left (zero once the deadline has passed): the longest a
+    /// request to a model served elsewhere may wait.
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
 }
 
 /// Batched access to the models a manifest names. Implementations must be usable from several

@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// `grant = ["models"]` does in a manifest.
     #[arg(long = "model", value_name = "NAME=PATH", value_parser = parse_named_model)]
     pub models: Vec<(String, PathBuf)>,
+    /// The `[models]` table of this TOML file (a run manifest, or a file of `[models.NAME]`
+    /// tables): local models (`path`) and served ones (`url`, `model`: an OpenAI-compatible
+    /// endpoint). Grants the plugin `models` like --model, which adds to it.
+    #[arg(long, value_name = "FILE")]
+    pub models_from: Option<PathBuf>,
     /// Device of the models given with --model: cpu, wgpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -186,7 +191,21 @@ pub fn runtime(
 
 /// Loads the `--model NAME=PATH` models into a registry the runtime serves `models` from.
 fn model_registry(args: &RunArgs) -> anyhow::Result<Option<Arc<dyn ModelAccess>>> {
-    named_models(&args.models, &args.device)
+    let Some(file) = &args.models_from else {
+        return named_models(&args.models, &args.device);
+    };
+    let mut registry = ModelRegistry::new();
+    for (name, model) in ponder_manifest::load_models(file)? {
+        registry
+            .add_named(&name, &model)
+            .with_context(|| format!("{}: models.{name}", file.display()))?;
+    }
+    for (name, path) in &args.models {
+        let model = load_model(path, &args.device)
+            .with_context(|| format!("loading model `{name}` for the plugin"))?;
+        registry.insert(name.clone(), model);
+    }
+    Ok(Some(Arc::new(registry)))
 }
 
 /// Loads named models (`NAME=PATH` flags) on `device` into a registry the runtime serves
@@ -312,7 +331,7 @@ fn run_spec(args: &RunArgs) -> anyhow::Result<PluginSpec> {
     }
     let mut spec = PluginSpec::wasm(args.role, &args.plugin);
     spec.config = config;
-    if !args.models.is_empty() {
+    if !args.models.is_empty() || args.models_from.is_some() {
         spec.grants.push(Grant::Models);
     }
     if let Some(memory_mib) = args.memory_mib {

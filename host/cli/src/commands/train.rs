@@ -11,7 +11,6 @@ use ponder_pipeline::{IterationMetrics, RestartPoint, RunSummary, TrainOptions};
 use ponder_plugin_runtime::capability::ModelAccess;
 use ponder_plugin_runtime::{LogLevel, StderrLog};
 
-use crate::commands::model::load_model;
 use crate::model_access::ModelRegistry;
 
 /// Arguments of `ponder train`.
@@ -88,10 +87,9 @@ pub fn model_registry(
     }
     let mut registry = ModelRegistry::new();
     for (name, model) in models {
-        let device = model.device.as_deref().unwrap_or("cpu");
-        let loaded = load_model(&model.path, device)
+        registry
+            .add_named(name, model)
             .with_context(|| format!("{}: models.{name}", file.display()))?;
-        registry.insert(name.clone(), loaded);
     }
     Ok(Some(Arc::new(registry)))
 }

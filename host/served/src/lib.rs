@@ -1,0 +1,38 @@
+//! Models served elsewhere, behind an OpenAI-compatible HTTP API (vLLM, SGLang, llama.cpp's
+//! `llama-server`), as the plugins' `models` capability sees them: a manifest's
+//! `[models.NAME]` with `url` and `model` ([`ponder_manifest::ServedModel`]) becomes a
+//! [`ServedClient`], which the host's model registry calls like a local model.
+//!
+//! What each `models` function does on a served model:
+//!
+//! - `generate`: one `POST {url}/chat/completions` per request (the server applies its chat
+//!   template), up to `concurrency` in flight at once, with the request's `temperature`,
+//!   `top_p`, `max_tokens` and `seed`. Stop strings are applied here, not by the server: an
+//!   OpenAI-compatible reply does not say which stop string ended it (llama.cpp's does not; the
+//!   contract includes the stop string in the reply), so the reply is cut after the first stop
+//!   string it contains. The server's work past that point still counts against the call's
+//!   token budget.
+//! - `choice-logprobs`: unsupported. It needs the log-probabilities of given continuations of a
+//!   prompt, which an OpenAI-compatible chat endpoint does not return (llama.cpp's server returns
+//!   no prompt log-probabilities at all); ponder does not approximate them.
+//! - `reward`: unsupported (no reward endpoint is part of the OpenAI-compatible API).
+//!
+//! Faults: connection errors, 429 and 5xx replies are retried `retries` times with exponential
+//! backoff (or the server's `Retry-After`); every HTTP request has a timeout (the endpoint's
+//! `timeout_ms`, cut to the time the plugin call has left); a reply that is not the JSON of a
+//! chat completion, or is cut off, is an error naming the endpoint and the request. Nothing is
+//! ever turned into an empty reply.
+//!
+//! Budgets: a request asks for at most the tokens the call has left (its budget cannot be
+//! counted token by token on a server), each reply's `usage.completion_tokens` is spent from
+//! the call's budget, and a reply cut short by that cap breaks the budget as the local path
+//! does.
+
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod reply;
+
+pub use client::ServedClient;
+pub use error::ServedError;

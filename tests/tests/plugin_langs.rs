@@ -40,11 +40,15 @@ fn run(command: &mut Command, what: &str) -> Outcome {
     }
 }
 
-#[test]
-fn a_python_judge_and_a_javascript_selector_train_from_a_manifest() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("run");
-    let manifest = dir.path().join("tpo.toml");
+/// A one-iteration run of the tiny test model on `dir` with the three plugins (components and
+/// their `config` tables as inline TOML); returns the manifest's path.
+fn write_manifest(dir: &Path, plugins: [(&Path, &str); 3]) -> PathBuf {
+    let [
+        (template, template_config),
+        (judge, judge_config),
+        (selector, selector_config),
+    ] = plugins;
+    let manifest = dir.join("tpo.toml");
     let text = format!(
         r#"
 [run]
@@ -76,24 +80,59 @@ batch_size = 2
 
 [plugins.template]
 wasm = "{template}"
+config = {template_config}
 
 [plugins.judge]
 wasm = "{judge}"
-config = {{ min_words = 1, max_words = 40 }}
+config = {judge_config}
 
 [plugins.selector]
 wasm = "{selector}"
-config = {{ pairs_per_group = 2, weight = "margin" }}
+config = {selector_config}
 "#,
-        out = out.display(),
+        out = dir.join("run").display(),
         model = tiny_model_dir("llama").display(),
         train = root().join("data/train.jsonl").display(),
         validation = root().join("data/eval.jsonl").display(),
-        template = plugin("thought-generic").display(),
-        judge = plugin("judge-py-rubric").display(),
-        selector = plugin("select-js-margin").display(),
+        template = template.display(),
+        judge = judge.display(),
+        selector = selector.display(),
     );
     std::fs::write(&manifest, text).expect("write manifest");
+    manifest
+}
+
+/// Runs `ponder train` on `manifest`.
+fn train(manifest: &Path) -> Outcome {
+    run(
+        Command::new(ponder_binary())
+            .arg("train")
+            .arg(manifest)
+            .arg("--no-progress")
+            .current_dir(root())
+            .env("XDG_CACHE_HOME", cache()),
+        "ponder train",
+    )
+}
+
+#[test]
+fn a_python_judge_and_a_javascript_selector_train_from_a_manifest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    let manifest = write_manifest(
+        dir.path(),
+        [
+            (&plugin("thought-generic"), "{}"),
+            (
+                &plugin("judge-py-rubric"),
+                "{ min_words = 1, max_words = 40 }",
+            ),
+            (
+                &plugin("select-js-margin"),
+                r#"{ pairs_per_group = 2, weight = "margin" }"#,
+            ),
+        ],
+    );
 
     let check = ponder(&["plugins", "check", path_str(&manifest)], &cache());
     assert!(check.success, "{check:?}");
@@ -101,15 +140,7 @@ config = {{ pairs_per_group = 2, weight = "margin" }}
         assert!(check.stdout.contains(name), "{}", check.stdout);
     }
 
-    let outcome = run(
-        Command::new(ponder_binary())
-            .arg("train")
-            .arg(&manifest)
-            .arg("--no-progress")
-            .current_dir(root())
-            .env("XDG_CACHE_HOME", cache()),
-        "ponder train",
-    );
+    let outcome = train(&manifest);
     assert!(outcome.success, "{outcome:?}");
 
     // The Python judge scored every parsed candidate in [0, 1].
@@ -202,52 +233,105 @@ fn scaffold_and_build(dir: &Path, lang: &str, role: &str, name: &str) -> PathBuf
     wasm
 }
 
+/// `ponder plugins run ROLE` on `plugin` with `input` and `config`; returns its stdout lines.
+fn run_plugin(role: &str, plugin: &Path, input: &Path, config: &str) -> Vec<String> {
+    let outcome = ponder(
+        &[
+            "plugins",
+            "run",
+            role,
+            "--plugin",
+            path_str(plugin),
+            "--input",
+            path_str(input),
+            "--config",
+            config,
+        ],
+        &cache(),
+    );
+    assert!(outcome.success, "{outcome:?}");
+    outcome.stdout.lines().map(str::to_string).collect()
+}
+
+/// Every role in both languages, scaffolded, tested, built and run by `ponder plugins run`; then
+/// the Python template (render, parse and the output format, through `prefill` and
+/// `thought_budget`), the JavaScript judge and the Python selector train together.
 #[test]
 fn scaffolded_python_and_javascript_plugins_build_and_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let examples = root().join("examples/plugins");
+    let judge_input = examples.join("judge-input.jsonl");
+    let selector_input = examples.join("selector-input.jsonl");
+    let template_input = dir.path().join("template-input.jsonl");
+    std::fs::write(
+        &template_input,
+        "{\"instruction\": [{\"role\": \"user\", \"content\": \"Name a colour.\"}]}\n\
+         {\"output\": \"<thought> hmm </thought> Blue.\"}\n{\"output\": \"Blue.\"}\n",
+    )
+    .expect("write template input");
+    let keywords = r#"{"keywords": ["paris"]}"#;
 
-    let judge = scaffold_and_build(dir.path(), "python", "judge", "my-judge");
-    let outcome = ponder(
-        &[
-            "plugins",
-            "run",
-            "judge",
-            "--plugin",
-            path_str(&judge),
-            "--input",
-            path_str(&examples.join("judge-input.jsonl")),
-            "--config",
-            r#"{"keywords": ["paris"]}"#,
-        ],
-        &cache(),
-    );
-    assert!(outcome.success, "{outcome:?}");
-    let first = outcome.stdout.lines().next().expect("a line per row");
-    assert_eq!(first, r#"{"scores":[1.0,1.0,0.0]}"#);
-    assert!(
-        outcome.stderr.contains("my-judge: 1 keywords"),
-        "the plugin's log: {}",
-        outcome.stderr
-    );
-
-    let selector = scaffold_and_build(dir.path(), "js", "selector", "my-selector");
-    let outcome = ponder(
-        &[
-            "plugins",
-            "run",
+    let mut built = std::collections::BTreeMap::new();
+    for lang in ["python", "js"] {
+        for role in ["judge", "template", "selector"] {
+            let name = format!("my-{lang}-{role}");
+            let wasm = scaffold_and_build(dir.path(), lang, role, &name);
+            built.insert((lang, role), wasm);
+        }
+    }
+    for lang in ["python", "js"] {
+        let judge = &built[&(lang, "judge")];
+        let scores = run_plugin("judge", judge, &judge_input, keywords);
+        assert_eq!(scores[0], r#"{"scores":[1.0,1.0,0.0]}"#, "{lang}");
+        let pairs = run_plugin(
             "selector",
-            "--plugin",
-            path_str(&selector),
-            "--input",
-            path_str(&examples.join("selector-input.jsonl")),
+            &built[&(lang, "selector")],
+            &selector_input,
+            "{}",
+        );
+        assert_eq!(
+            pairs[0], r#"{"pairs":[{"chosen":0,"rejected":2,"weight":1.0}]}"#,
+            "{lang}"
+        );
+        let template = run_plugin(
+            "template",
+            &built[&(lang, "template")],
+            &template_input,
+            "{}",
+        );
+        assert!(
+            template[0].contains("<thought></thought> tags")
+                && template[0].contains("Name a colour."),
+            "{lang}: {template:?}"
+        );
+        assert_eq!(
+            template[1], r#"{"response":"Blue.","thought":"hmm"}"#,
+            "{lang}"
+        );
+        assert_eq!(
+            template[2], r#"{"failure":"the output does not start with <thought>"}"#,
+            "{lang}"
+        );
+    }
+
+    let run_dir = dir.path().join("train");
+    std::fs::create_dir_all(&run_dir).expect("run dir");
+    let manifest = write_manifest(
+        &run_dir,
+        [
+            (&built[&("python", "template")], "{}"),
+            (&built[&("js", "judge")], r#"{ keywords = ["the"] }"#),
+            (&built[&("python", "selector")], "{}"),
         ],
-        &cache(),
     );
+    let outcome = train(&manifest);
     assert!(outcome.success, "{outcome:?}");
-    let first = outcome.stdout.lines().next().expect("a line per row");
-    assert_eq!(
-        first,
-        r#"{"pairs":[{"chosen":0,"rejected":2,"weight":1.0}]}"#
-    );
+    // With the template's `<thought>` prefilled and the forced `</thought>`, outputs parse.
+    let judgments = jsonl(&run_dir.join("run/iter-1/judgments.jsonl"));
+    let parsed = judgments
+        .iter()
+        .flat_map(|row| row["candidates"].as_array().expect("candidates").clone())
+        .filter(|candidate| candidate["parsed"] == true)
+        .count();
+    assert!(parsed > 0, "no output parsed: {judgments:?}");
 }

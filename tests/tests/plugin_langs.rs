@@ -5,15 +5,17 @@
 //! - `ponder plugins new ROLE NAME --lang python|js` scaffolds a plugin whose native tests pass,
 //!   whose build script builds a component, and which `ponder plugins run` runs.
 //!
-//! The interpreted components (12-18 MB) take seconds to compile, so the runs share one
-//! component cache, `target/e2e-interpreted-cache`.
+//! The interpreted components (12-18 MB) take seconds to compile, so the runs of the first-party
+//! ones share a component cache, `target/e2e-interpreted-cache`; the scaffolds, new bytes on every
+//! run, compile into the test's temporary directory.
 
 use ponder_e2e::{Outcome, plugin, ponder, ponder_binary, root};
 use ponder_test_support::tiny_model_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn cache() -> PathBuf {
+/// The component cache of the first-party plugins' runs.
+fn shared_cache() -> PathBuf {
     root().join("target/e2e-interpreted-cache")
 }
 
@@ -102,15 +104,15 @@ config = {selector_config}
     manifest
 }
 
-/// Runs `ponder train` on `manifest`.
-fn train(manifest: &Path) -> Outcome {
+/// Runs `ponder train` on `manifest` with the component cache `cache`.
+fn train(manifest: &Path, cache: &Path) -> Outcome {
     run(
         Command::new(ponder_binary())
             .arg("train")
             .arg(manifest)
             .arg("--no-progress")
             .current_dir(root())
-            .env("XDG_CACHE_HOME", cache()),
+            .env("XDG_CACHE_HOME", cache),
         "ponder train",
     )
 }
@@ -134,13 +136,13 @@ fn a_python_judge_and_a_javascript_selector_train_from_a_manifest() {
         ],
     );
 
-    let check = ponder(&["plugins", "check", path_str(&manifest)], &cache());
+    let check = ponder(&["plugins", "check", path_str(&manifest)], &shared_cache());
     assert!(check.success, "{check:?}");
     for name in ["judge-py-rubric", "select-js-margin"] {
         assert!(check.stdout.contains(name), "{}", check.stdout);
     }
 
-    let outcome = train(&manifest);
+    let outcome = train(&manifest, &shared_cache());
     assert!(outcome.success, "{outcome:?}");
 
     // The Python judge scored every parsed candidate in [0, 1].
@@ -184,7 +186,7 @@ fn a_python_judge_and_a_javascript_selector_train_from_a_manifest() {
 
 /// Scaffolds `role` `name` in `lang` into `dir`, runs its native tests and its build script;
 /// returns the component.
-fn scaffold_and_build(dir: &Path, lang: &str, role: &str, name: &str) -> PathBuf {
+fn scaffold_and_build(dir: &Path, lang: &str, role: &str, name: &str, cache: &Path) -> PathBuf {
     let outcome = ponder(
         &[
             "plugins",
@@ -196,7 +198,7 @@ fn scaffold_and_build(dir: &Path, lang: &str, role: &str, name: &str) -> PathBuf
             "--dir",
             path_str(dir),
         ],
-        &cache(),
+        cache,
     );
     assert!(outcome.success, "{outcome:?}");
     let plugin_dir = dir.join(name);
@@ -234,7 +236,7 @@ fn scaffold_and_build(dir: &Path, lang: &str, role: &str, name: &str) -> PathBuf
 }
 
 /// `ponder plugins run ROLE` on `plugin` with `input` and `config`; returns its stdout lines.
-fn run_plugin(role: &str, plugin: &Path, input: &Path, config: &str) -> Vec<String> {
+fn run_plugin(role: &str, plugin: &Path, input: &Path, config: &str, cache: &Path) -> Vec<String> {
     let outcome = ponder(
         &[
             "plugins",
@@ -247,7 +249,7 @@ fn run_plugin(role: &str, plugin: &Path, input: &Path, config: &str) -> Vec<Stri
             "--config",
             config,
         ],
-        &cache(),
+        cache,
     );
     assert!(outcome.success, "{outcome:?}");
     outcome.stdout.lines().map(str::to_string).collect()
@@ -259,6 +261,7 @@ fn run_plugin(role: &str, plugin: &Path, input: &Path, config: &str) -> Vec<Stri
 #[test]
 fn scaffolded_python_and_javascript_plugins_build_and_run() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let cache = dir.path().join("cache");
     let examples = root().join("examples/plugins");
     let judge_input = examples.join("judge-input.jsonl");
     let selector_input = examples.join("selector-input.jsonl");
@@ -275,19 +278,20 @@ fn scaffolded_python_and_javascript_plugins_build_and_run() {
     for lang in ["python", "js"] {
         for role in ["judge", "template", "selector"] {
             let name = format!("my-{lang}-{role}");
-            let wasm = scaffold_and_build(dir.path(), lang, role, &name);
+            let wasm = scaffold_and_build(dir.path(), lang, role, &name, &cache);
             built.insert((lang, role), wasm);
         }
     }
     for lang in ["python", "js"] {
         let judge = &built[&(lang, "judge")];
-        let scores = run_plugin("judge", judge, &judge_input, keywords);
+        let scores = run_plugin("judge", judge, &judge_input, keywords, &cache);
         assert_eq!(scores[0], r#"{"scores":[1.0,1.0,0.0]}"#, "{lang}");
         let pairs = run_plugin(
             "selector",
             &built[&(lang, "selector")],
             &selector_input,
             "{}",
+            &cache,
         );
         assert_eq!(
             pairs[0], r#"{"pairs":[{"chosen":0,"rejected":2,"weight":1.0}]}"#,
@@ -298,6 +302,7 @@ fn scaffolded_python_and_javascript_plugins_build_and_run() {
             &built[&(lang, "template")],
             &template_input,
             "{}",
+            &cache,
         );
         assert!(
             template[0].contains("<thought></thought> tags")
@@ -324,7 +329,7 @@ fn scaffolded_python_and_javascript_plugins_build_and_run() {
             (&built[&("python", "selector")], "{}"),
         ],
     );
-    let outcome = train(&manifest);
+    let outcome = train(&manifest, &cache);
     assert!(outcome.success, "{outcome:?}");
     // With the template's `<thought>` prefilled and the forced `</thought>`, outputs parse.
     let judgments = jsonl(&run_dir.join("run/iter-1/judgments.jsonl"));

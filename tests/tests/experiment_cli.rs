@@ -16,6 +16,13 @@ use serde_json::Value;
 
 const INSTRUCTIONS: usize = 4;
 
+/// A copy of first-party plugin `name` in `dir` (the test rewrites it).
+fn plugin_copy(dir: &Path, name: &str) -> PathBuf {
+    let copy = dir.join(format!("{name}.wasm"));
+    std::fs::copy(plugin(name), &copy).expect("copying a plugin");
+    copy
+}
+
 /// A run manifest of one arm with template `template`, writing under `dir`.
 fn arm_manifest(dir: &Path, name: &str, template: &str, shaping: &str) -> PathBuf {
     let text = format!(
@@ -56,7 +63,7 @@ wasm = "{selector}"
         out = dir.join("runs").join(name).display(),
         model = tiny_model_dir("llama").display(),
         train = root().join("data/verifiable/train.jsonl").display(),
-        template = plugin(template).display(),
+        template = plugin_copy(dir, template).display(),
         judge = plugin("judge-constraints").display(),
         selector = plugin("select-best-worst").display(),
     );
@@ -210,7 +217,12 @@ fn experiment_trains_both_arms_evaluates_every_iteration_and_resumes() {
     // arm's rows (other sampler settings) and the head to head compare with it too.
     assert_eq!(kept_outputs(dir), 4);
 
-    // A rerun trains nothing, generates nothing and writes the same results.
+    // A rerun trains nothing, generates nothing and writes the same results, though a
+    // template was rewritten since (a plugin build writes the same bytes with a new time).
+    let template = dir.join("thought-direct.wasm");
+    let bytes = std::fs::read(&template).expect("the template copy");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&template, bytes).expect("rewriting the template");
     let again = experiment(dir, &file, &[]);
     assert!(again.success, "rerun failed:\n{}", again.stderr);
     assert_eq!(

@@ -492,7 +492,7 @@ fn model_outputs(
 
 /// What determines a model's evaluation outputs: its files, its template plugin and
 /// configuration, the sampling settings, the seed, the instructions and the IFEval checker
-/// (files by path, size and modification time, as build tools compare them). The flag naming
+/// (files as [`file_stamp`] identifies them). The flag naming
 /// the model is left out: the same model named `--a` here and `--b` there has the same outputs.
 fn outputs_fingerprint(
     plan: &EvalPlan,
@@ -512,7 +512,7 @@ fn outputs_fingerprint(
         .as_ref()
         .map_or(0, |_| sample.thought_budget);
     serde_json::json!({
-        "format": 1,
+        "format": 2,
         "model": file_stamp(&model.path),
         "device": model.device,
         "template": file_stamp(model.template.source.path()),
@@ -536,19 +536,40 @@ fn outputs_fingerprint(
     })
 }
 
-/// A file's path, size and modification time; a directory's path and the stamps of the files
-/// directly inside it (a Hugging Face model directory).
+/// Files up to this size are identified by their content, larger ones (model weights) by size
+/// and modification time.
+const HASHED_FILE_BYTES: u64 = 64 << 20;
+
+/// A file's path and identity: the SHA-256 of its content for files up to
+/// [`HASHED_FILE_BYTES`] (plugins and instruction files, which builds rewrite with new times
+/// and the same bytes), size and modification time for larger ones (model weights, as build
+/// tools compare them); a directory's path and the stamps of the files directly inside it (a
+/// Hugging Face model directory).
 fn file_stamp(path: &Path) -> serde_json::Value {
     let stamp = |path: &Path| {
         let metadata = std::fs::metadata(path).ok();
-        let modified = metadata
-            .as_ref()
-            .and_then(|m| m.modified().ok())
-            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|since| since.as_nanos().to_string());
+        let bytes = metadata.as_ref().map(std::fs::Metadata::len);
+        let content = bytes
+            .filter(|&bytes| bytes <= HASHED_FILE_BYTES)
+            .and_then(|_| std::fs::read(path).ok())
+            .map(|content| {
+                sha2::Sha256::digest(&content)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            });
+        let modified = match content {
+            Some(_) => None,
+            None => metadata
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|since| since.as_nanos().to_string()),
+        };
         serde_json::json!({
             "path": path,
-            "bytes": metadata.as_ref().map(std::fs::Metadata::len),
+            "bytes": bytes,
+            "sha256": content,
             "modified": modified,
         })
     };

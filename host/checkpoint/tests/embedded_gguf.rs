@@ -7,6 +7,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{embedded_gguf, ids, read_json, reference_dir};
+use ponder_checkpoint::gguf::{GgufFile, write_like};
 use ponder_checkpoint::{Architecture, Checkpoint, Message, save_hf_dir};
 
 fn checkpoint() -> &'static Checkpoint {
@@ -184,6 +185,55 @@ fn saved_hf_directory_loads_back_identically() {
         .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("smollm2-hf")]);
     assert!(Checkpoint::load(&out).unwrap().chat_template.is_none());
+}
+
+#[test]
+fn trained_weights_written_into_the_seed_layout_load_back_exactly() {
+    let ckpt = checkpoint();
+    let seed = GgufFile::open(&embedded_gguf()).unwrap();
+    // Changed weights, as training leaves them: every element of a Q projection (permuted in the
+    // file) and of a norm moves.
+    let mut weights = ckpt.weights.clone();
+    for name in [
+        "model.layers.3.self_attn.q_proj.weight",
+        "model.layers.3.self_attn.k_proj.weight",
+        "model.norm.weight",
+    ] {
+        let mut tensor = weights.get(name).unwrap().clone();
+        for (i, x) in tensor.data.iter_mut().enumerate() {
+            *x += (i % 7) as f32 * 1e-3;
+        }
+        weights.insert(name.to_string(), tensor);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trained.gguf");
+    let export = write_like(&seed, &weights, &ckpt.config, &out).unwrap();
+    assert_eq!(export.written, seed.tensors.len());
+    assert_eq!(export.copied, 0);
+    assert_eq!(export.bytes, std::fs::metadata(&out).unwrap().len());
+
+    let back = Checkpoint::load(&out).unwrap();
+    assert_eq!(back.config, ckpt.config);
+    assert_eq!(back.weights, weights, "F32 tensors load back bit for bit");
+    let messages = [Message::new("user", "Hi there")];
+    assert_eq!(
+        back.encode_chat(&messages, true).unwrap(),
+        ckpt.encode_chat(&messages, true).unwrap()
+    );
+    let written = GgufFile::open(&out).unwrap();
+    assert_eq!(written.metadata, seed.metadata);
+
+    // Another architecture's weights have no place in this layout.
+    let mut wrong = ckpt.weights.clone();
+    let norm = wrong.get("model.norm.weight").unwrap().clone();
+    wrong.insert(
+        "model.norm.weight".into(),
+        ponder_checkpoint::HostTensor::new(vec![norm.data.len() - 1], norm.data[1..].to_vec())
+            .unwrap(),
+    );
+    let error = write_like(&seed, &wrong, &ckpt.config, &dir.path().join("x.gguf")).unwrap_err();
+    assert!(error.to_string().contains("model.norm.weight"), "{error}");
+    assert!(!dir.path().join("x.gguf").exists());
 }
 
 #[test]

@@ -276,6 +276,23 @@ impl GgmlType {
         })
     }
 
+    /// The type's ggml id (as written in a tensor info).
+    pub fn id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q4K => 12,
+            GgmlType::Q6K => 14,
+            GgmlType::F64 => 28,
+            GgmlType::BF16 => 30,
+        }
+    }
+
     /// Elements per block.
     pub fn block_size(self) -> u64 {
         match self {
@@ -337,6 +354,11 @@ pub struct GgufFile {
     /// Tensor infos in file order.
     pub tensors: Vec<TensorInfo>,
     pub(super) data_offset: u64,
+    /// Where the metadata key/values lie in the file (after the 24-byte header), copied as they
+    /// are when a GGUF is written with new weights.
+    pub(super) metadata_bytes: std::ops::Range<usize>,
+    /// The data alignment (`general.alignment`, or 32).
+    pub(super) alignment: u64,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -572,6 +594,8 @@ impl GgufFile {
             metadata,
             tensors,
             data_offset,
+            metadata_bytes,
+            alignment,
         } = parse_header(&map, path)?;
         Ok(GgufFile {
             path: path.to_path_buf(),
@@ -580,6 +604,8 @@ impl GgufFile {
             metadata,
             tensors,
             data_offset,
+            metadata_bytes,
+            alignment,
         })
     }
 
@@ -606,6 +632,18 @@ impl GgufFile {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// The raw bytes of one tensor's data.
+    pub(super) fn tensor_bytes(&self, info: &TensorInfo) -> &[u8] {
+        let start = (self.data_offset + info.offset) as usize;
+        // parse_header checked that the data lies inside the file.
+        &self.map[start..start + info.n_bytes as usize]
+    }
+
+    /// The raw bytes of the metadata key/values.
+    pub(super) fn raw_metadata(&self) -> &[u8] {
+        &self.map[self.metadata_bytes.clone()]
+    }
+
     /// Dequantises one tensor to f32, in Hugging Face (row-major, reversed-dims) shape.
     ///
     /// # Errors
@@ -613,8 +651,7 @@ impl GgufFile {
     /// [`CheckpointError::Gguf`] for a tensor type this reader does not dequantise.
     pub fn dequantize(&self, info: &TensorInfo) -> Result<HostTensor, CheckpointError> {
         let start = self.data_offset + info.offset;
-        // parse_header checked that the data lies inside the file.
-        let bytes = &self.map[start as usize..(start + info.n_bytes) as usize];
+        let bytes = self.tensor_bytes(info);
         let n: usize = info.dims.iter().product::<u64>() as usize;
         let mut data = Vec::with_capacity(n);
         dequantize_into(info.ggml_type, bytes, &mut data);
@@ -702,7 +739,9 @@ struct Header {
     version: u32,
     metadata: BTreeMap<String, MetadataValue>,
     tensors: Vec<TensorInfo>,
-    pub(super) data_offset: u64,
+    data_offset: u64,
+    metadata_bytes: std::ops::Range<usize>,
+    alignment: u64,
 }
 
 fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, CheckpointError> {
@@ -726,12 +765,14 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, CheckpointError> {
     let n_tensors = cur.count("tensor count", 24)?;
     let n_kv = cur.count("metadata count", 13)?;
     let mut metadata = BTreeMap::new();
+    let metadata_start = cur.pos;
     for i in 0..n_kv {
         let key = cur.string(&format!("metadata key {i}"))?;
         let type_id = cur.u32(&format!("type of {key}"))?;
         let value = cur.value(type_id, &key)?;
         metadata.insert(key, value);
     }
+    let metadata_bytes = metadata_start..cur.pos;
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(v) => match v.as_u64() {
@@ -819,5 +860,7 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, CheckpointError> {
         metadata,
         tensors: infos,
         data_offset,
+        metadata_bytes,
+        alignment,
     })
 }

@@ -6,12 +6,15 @@
 //! [`CheckpointError::Gguf`](crate::CheckpointError::Gguf) naming the byte offset, never a panic or an absurd allocation.
 //!
 //! The module is split by concern: [`file`](mod@file) parses the container, `dequant` turns ggml blocks
-//! into f32, `hf` maps a parsed file onto a Hugging Face [`Checkpoint`](crate::Checkpoint).
+//! into f32, `hf` maps a parsed file onto a Hugging Face [`Checkpoint`](crate::Checkpoint), `export`
+//! writes a checkpoint's weights back into a seed file's layout ([`write_like`]).
 
 mod dequant;
+mod export;
 pub mod file;
 mod hf;
 
 pub use dequant::dequantize_blocks;
+pub use export::{GgufExport, permute_rows, write_like};
 pub use file::{GgmlType, GgufFile, MetadataArray, MetadataValue, StringArray, TensorInfo};
 pub use hf::{hf_tensor_name, load_checkpoint, unpermute_rows};

@@ -57,6 +57,9 @@ enum Command {
     Tokenize(commands::model::TokenizeArgs),
     /// Print the most likely next tokens after a text.
     Logits(commands::model::LogitsArgs),
+    /// Write a trained model's weights into the layout of the GGUF it was trained from, for a
+    /// GGUF engine (llama.cpp's server; see `[sample] engine`).
+    ExportGguf(commands::model::ExportGgufArgs),
     /// Direct Preference Optimization of a model on a preference-pairs file.
     Dpo(commands::dpo::DpoArgs),
     /// Compare model A with model B on held-out instructions (win rate, length-controlled win
@@ -93,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Chat(args) => commands::model::run_chat(args),
         Command::Tokenize(args) => commands::model::run_tokenize(args),
         Command::Logits(args) => commands::model::run_logits(args),
+        Command::ExportGguf(args) => commands::model::run_export_gguf(args),
         Command::Data(command) => commands::data::run(command),
     };
     match outcome {

@@ -634,3 +634,50 @@ fn peak_rss_kib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Arguments of `ponder export-gguf`.
+#[derive(Args, Debug)]
+pub struct ExportGgufArgs {
+    /// The trained model (a Hugging Face directory, as `ponder train` writes each iteration's).
+    pub checkpoint: PathBuf,
+    /// The GGUF file the model was trained from: its metadata (architecture, tokenizer, chat
+    /// template) and tensor layout are kept.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub like: PathBuf,
+    /// The GGUF file to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+/// Runs `ponder export-gguf`: the checkpoint's weights (F32) in the layout of the seed GGUF, for
+/// a GGUF engine such as llama.cpp's server.
+pub fn run_export_gguf(args: ExportGgufArgs) -> anyhow::Result<()> {
+    let checkpoint = Checkpoint::load(&args.checkpoint)
+        .with_context(|| format!("loading model {}", args.checkpoint.display()))?;
+    let seed = ponder_checkpoint::gguf::GgufFile::open(&args.like)
+        .with_context(|| format!("opening the seed GGUF {}", args.like.display()))?;
+    let export = ponder_checkpoint::gguf::write_like(
+        &seed,
+        &checkpoint.weights,
+        &checkpoint.config,
+        &args.out,
+    )
+    .with_context(|| {
+        format!(
+            "writing {} from {} in the layout of {}",
+            args.out.display(),
+            args.checkpoint.display(),
+            args.like.display()
+        )
+    })?;
+    eprintln!(
+        "wrote {}: {} tensors from {} (F32), {} copied from {}, {:.1} MiB",
+        args.out.display(),
+        export.written,
+        args.checkpoint.display(),
+        export.copied,
+        args.like.display(),
+        export.bytes as f64 / (1u64 << 20) as f64
+    );
+    Ok(())
+}

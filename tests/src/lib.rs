@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: where the workspace, the `ponder` binary and the built
 //! plugins are, and a runner that captures a command's outcome.
 
+pub mod served;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -277,6 +277,32 @@ pub struct SampleSection {
     /// Instructions sampled together in one batch (K rows each) and judged in one judge call;
     /// also the unit a killed sampling or judging phase resumes from.
     pub batch_prompts: u32,
+    /// A served model (`[models.NAME]` with `url`) that samples instead of the host: ponder
+    /// applies the chat and thought templates and sends token ids, so the engine sees exactly
+    /// the prompt the host would sample from. Absent: the host samples.
+    pub engine: Option<String>,
+    /// How the engine is given M_t before iteration t ≥ 2 samples (needed with `engine` when
+    /// `run.iterations` > 1).
+    pub reload: Option<EngineReload>,
+}
+
+/// `[sample.reload]`: the hook that makes the sampling engine serve a new policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineReload {
+    /// The program and its arguments, run in the manifest's directory with `PONDER_MODEL` (the
+    /// new policy: a Hugging Face directory), `PONDER_SEED_MODEL` (`[model] path`),
+    /// `PONDER_ITERATION` and `PONDER_ENGINE_URL` set; it must exit 0 once the engine serves
+    /// the new model (or is restarting with it).
+    pub command: Vec<String>,
+    /// How long ponder waits, after the command exits, for the engine to answer
+    /// `GET {url}/models`.
+    #[serde(default = "default_ready_timeout_s")]
+    pub ready_timeout_s: u64,
+}
+
+fn default_ready_timeout_s() -> u64 {
+    600
 }
 
 impl Default for SampleSection {
@@ -289,6 +315,8 @@ impl Default for SampleSection {
             prefill: false,
             thought_budget: 0,
             batch_prompts: 8,
+            engine: None,
+            reload: None,
         }
     }
 }
@@ -828,6 +856,7 @@ impl Validator<'_> {
         )?;
 
         let models = self.models(raw.models)?;
+        self.engine(&sample, &models, run.iterations)?;
 
         let eval = match raw.eval {
             Some(eval) => Some(self.eval(eval, &sample)?),
@@ -851,6 +880,65 @@ impl Validator<'_> {
             models,
             eval,
         })
+    }
+
+    /// `sample.engine` names a served model; `sample.reload` comes with it, and is there when
+    /// later iterations need it.
+    fn engine(
+        &self,
+        sample: &SampleSection,
+        models: &BTreeMap<String, NamedModel>,
+        iterations: u32,
+    ) -> Result<(), ManifestError> {
+        let Some(name) = &sample.engine else {
+            return self.check(
+                sample.reload.is_none(),
+                "sample.reload",
+                "reloads the sampling engine, but no `sample.engine` is set",
+            );
+        };
+        match models.get(name) {
+            Some(NamedModel::Served(_)) => {}
+            Some(NamedModel::Local(_)) => {
+                return Err(self.invalid(
+                    "sample.engine",
+                    format!(
+                        "`[models.{name}]` is a local model (`path`); the sampling engine is a \
+                         served one (`url` + `model`); leave `engine` out to sample on the host"
+                    ),
+                ));
+            }
+            None => {
+                return Err(self.invalid(
+                    "sample.engine",
+                    format!("no `[models.{name}]` table (with `url` and `model`) names the engine"),
+                ));
+            }
+        }
+        match &sample.reload {
+            Some(reload) => {
+                self.check(
+                    !reload.command.is_empty() && !reload.command[0].is_empty(),
+                    "sample.reload.command",
+                    "must name a program (`command = [\"path/to/reload.sh\"]`)",
+                )?;
+                self.check(
+                    reload.ready_timeout_s >= 1,
+                    "sample.reload.ready_timeout_s",
+                    "must be at least 1",
+                )
+            }
+            None => self.check(
+                iterations == 1,
+                "sample.reload",
+                &format!(
+                    "iteration t samples from the model iteration t − 1 trained, so with \
+                     run.iterations = {iterations} the engine `{name}` must be given each new \
+                     model: add `[sample.reload]` with a `command` that makes it serve \
+                     $PONDER_MODEL (see the README, \"Scaling out\")"
+                ),
+            ),
+        }
     }
 
     fn eval(&self, raw: RawEval, sample: &SampleSection) -> Result<EvalSection, ManifestError> {

@@ -89,6 +89,17 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// The sampling engine (`[sample] engine`) failed: unreachable, an error reply, a
+    /// malformed one, or its reload hook failed.
+    #[error("iteration {iteration}, sample on engine `{engine}`: {message}")]
+    Engine {
+        /// The iteration.
+        iteration: u32,
+        /// The engine's name in `[models]`.
+        engine: String,
+        /// What went wrong.
+        message: String,
+    },
     /// `--restart-from` names no phase or iteration of this run.
     #[error("--restart-from {0}")]
     Restart(String),

@@ -173,6 +173,9 @@ fn arm_sample(experiment: &ExperimentManifest, arm: &Arm) -> SampleSection {
             .eval
             .batch_prompts
             .unwrap_or(sample.batch_prompts),
+        // Evaluation generates on the host.
+        engine: None,
+        reload: None,
     }
 }
 

@@ -130,6 +130,10 @@ impl RunSettings {
         put("sample.prefill", sample.prefill.to_string());
         put("sample.thought_budget", sample.thought_budget.to_string());
         put("sample.batch_prompts", sample.batch_prompts.to_string());
+        // Only with an engine, so runs from before engines existed keep their settings.
+        if let Some(engine) = &sample.engine {
+            put("sample.engine", engine.clone());
+        }
         let dpo = &manifest.dpo;
         put("dpo.beta", dpo.beta.to_string());
         put("dpo.loss", format!("{:?}", dpo.loss));

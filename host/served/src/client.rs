@@ -9,7 +9,10 @@ use ponder_plugin_runtime::capability::{
 };
 
 use crate::error::ServedError;
-use crate::reply::{Completion, Finish, chat_body, cut_at_stop, parse_chat, start_of};
+use crate::reply::{
+    Completion, Finish, TokenCompletion, TokenRequest, chat_body, cut_at_stop, parse_chat,
+    parse_text, start_of, token_body,
+};
 
 /// The first wait before a retry (doubled each time).
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -29,6 +32,7 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct ServedClient {
     name: String,
+    base: String,
     endpoint: String,
     model: String,
     api_key: Option<String>,
@@ -96,6 +100,7 @@ impl ServedClient {
             .new_agent();
         Ok(ServedClient {
             name: name.to_string(),
+            base: config.url.trim_end_matches('/').to_string(),
             endpoint: format!("{}/chat/completions", config.url.trim_end_matches('/')),
             model: config.model.clone(),
             api_key,
@@ -109,6 +114,90 @@ impl ServedClient {
     /// The URL generation requests are posted to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The API's base URL (`[models.NAME] url`, without a trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Requests the model takes in flight at once (`concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// One text completion of a prompt given as token ids (`POST {url}/completions`), so the
+    /// server sees exactly these tokens (no chat template of its own); retried and timed out as
+    /// every request is. `label` names the request in errors. Blocking; call it from as many
+    /// threads as the model's concurrency.
+    ///
+    /// # Errors
+    /// As [`ServedError`]: unreachable after the retries, an error status, no reply within
+    /// `timeout_ms`, a malformed or cut-off reply.
+    pub fn complete_tokens(
+        &self,
+        request: &TokenRequest,
+        label: &str,
+    ) -> Result<TokenCompletion, ServedError> {
+        let endpoint = format!("{}/completions", self.base);
+        let body = token_body(&self.model, request);
+        // No call deadline here: each attempt has the request timeout and the retries are
+        // counted, so the wait is bounded by those.
+        let attempts = Duration::from_secs(1).max(self.timeout + MAX_BACKOFF) * (self.retries + 1);
+        let deadline = Instant::now() + attempts;
+        let text =
+            self.post(&endpoint, &body, label, deadline)
+                .map_err(|failure| match failure {
+                    Failure::Served(error) => error,
+                    Failure::OutOfTime => ServedError::Timeout {
+                        model: self.name.clone(),
+                        endpoint: endpoint.clone(),
+                        request: label.to_string(),
+                        timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                    },
+                })?;
+        parse_text(&text, request.max_tokens).map_err(|message| ServedError::Malformed {
+            model: self.name.clone(),
+            endpoint,
+            request: label.to_string(),
+            message,
+            start: start_of(&text, QUOTED_CHARS),
+        })
+    }
+
+    /// Waits until `GET {url}/models` answers with a 2xx status (a server still loading its
+    /// model answers 503), polling twice a second, for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ServedError::Timeout`] (naming the last answer) when it does not answer in time.
+    pub fn wait_until_ready(&self, timeout: Duration) -> Result<(), ServedError> {
+        let endpoint = format!("{}/models", self.base);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut request = self.agent.get(&endpoint);
+            if let Some(key) = &self.api_key {
+                request = request.header("authorization", format!("Bearer {key}"));
+            }
+            let answer = request
+                .config()
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .call();
+            let last = match answer {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => format!("HTTP {}", response.status().as_u16()),
+                Err(error) => error.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(ServedError::NotReady {
+                    model: self.name.clone(),
+                    endpoint,
+                    waited_s: timeout.as_secs(),
+                    last,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// One reply per request, in request order: a chat completion each, requests in flight up
@@ -287,7 +376,7 @@ impl ServedClient {
     ) -> Result<Completion, Failure> {
         let label = format!("generate request {index}");
         let body = chat_body(&self.model, request, max_tokens);
-        let text = self.post(&body, &label, deadline)?;
+        let text = self.post(&self.endpoint, &body, &label, deadline)?;
         parse_chat(&text, max_tokens).map_err(|message| {
             Failure::Served(ServedError::Malformed {
                 model: self.name.clone(),
@@ -301,7 +390,13 @@ impl ServedClient {
 
     /// Posts `body`, retrying connection errors, 429 and 5xx with backoff, until a 2xx reply's
     /// body, a final error, or the call's deadline.
-    fn post(&self, body: &[u8], label: &str, deadline: Instant) -> Result<String, Failure> {
+    fn post(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        label: &str,
+        deadline: Instant,
+    ) -> Result<String, Failure> {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -314,7 +409,7 @@ impl ServedClient {
             } else {
                 (self.timeout, false)
             };
-            match self.attempt(body, label, timeout, cut_by_call, attempts) {
+            match self.attempt(endpoint, body, label, timeout, cut_by_call, attempts) {
                 Attempt::Reply(text) => return Ok(text),
                 Attempt::Fail(failure) => return Err(failure),
                 Attempt::Retry { error, retry_after } => {
@@ -334,6 +429,7 @@ impl ServedClient {
     /// One HTTP request.
     fn attempt(
         &self,
+        endpoint: &str,
         body: &[u8],
         label: &str,
         timeout: Duration,
@@ -346,7 +442,7 @@ impl ServedClient {
             } else {
                 Attempt::Fail(Failure::Served(ServedError::Timeout {
                     model: self.name.clone(),
-                    endpoint: self.endpoint.clone(),
+                    endpoint: endpoint.to_string(),
                     request: label.to_string(),
                     timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
                 }))
@@ -354,14 +450,14 @@ impl ServedClient {
         };
         let connection = |message: String| ServedError::Connection {
             model: self.name.clone(),
-            endpoint: self.endpoint.clone(),
+            endpoint: endpoint.to_string(),
             request: label.to_string(),
             attempts,
             message,
         };
         let mut request = self
             .agent
-            .post(&self.endpoint)
+            .post(endpoint)
             .header("content-type", "application/json");
         if let Some(key) = &self.api_key {
             request = request.header("authorization", format!("Bearer {key}"));
@@ -411,7 +507,7 @@ impl ServedClient {
             Err(ureq::Error::BodyExceedsLimit(limit)) => {
                 return Attempt::Fail(Failure::Served(ServedError::Malformed {
                     model: self.name.clone(),
-                    endpoint: self.endpoint.clone(),
+                    endpoint: endpoint.to_string(),
                     request: label.to_string(),
                     message: format!("the reply is longer than {limit} bytes"),
                     start: String::new(),
@@ -420,7 +516,7 @@ impl ServedClient {
             Err(error) => {
                 return Attempt::Fail(Failure::Served(ServedError::Truncated {
                     model: self.name.clone(),
-                    endpoint: self.endpoint.clone(),
+                    endpoint: endpoint.to_string(),
                     request: label.to_string(),
                     message: error.to_string(),
                 }));
@@ -428,7 +524,7 @@ impl ServedClient {
         };
         let error = ServedError::Status {
             model: self.name.clone(),
-            endpoint: self.endpoint.clone(),
+            endpoint: endpoint.to_string(),
             request: label.to_string(),
             status,
             attempts,

@@ -85,6 +85,21 @@ pub enum ServedError {
         /// The first characters of the reply.
         start: String,
     },
+    /// The server did not come up (after a reload) within the time given.
+    #[error(
+        "served model `{model}` ({endpoint}): not answering after {waited_s} s (last: {last}); \
+         is the server running, and did the reload command start it?"
+    )]
+    NotReady {
+        /// The model's name in `[models]`.
+        model: String,
+        /// The URL polled.
+        endpoint: String,
+        /// How long it was waited for.
+        waited_s: u64,
+        /// The last answer (a status or a connection error).
+        last: String,
+    },
     /// The reply's body broke off before its end.
     #[error("served model `{model}` ({endpoint}), {request}: the reply was cut off: {message}")]
     Truncated {

@@ -17,6 +17,11 @@
 //!   no prompt log-probabilities at all); ponder does not approximate them.
 //! - `reward`: unsupported (no reward endpoint is part of the OpenAI-compatible API).
 //!
+//! The sampling phase of `ponder train` (`[sample] engine`) uses the same client for text
+//! completions of token-id prompts ([`ServedClient::complete_tokens`]): the host applies the
+//! chat and thought templates, so the server sees exactly the prompt the host would sample
+//! from; the sampled token ids come back in the reply's `logprobs`.
+//!
 //! Faults: connection errors, 429 and 5xx replies are retried `retries` times with exponential
 //! backoff (or the server's `Retry-After`); every HTTP request has a timeout (the endpoint's
 //! `timeout_ms`, cut to the time the plugin call has left); a reply that is not the JSON of a
@@ -36,3 +41,4 @@ mod reply;
 
 pub use client::ServedClient;
 pub use error::ServedError;
+pub use reply::{Finish, TokenCompletion, TokenRequest};

@@ -51,9 +51,9 @@ struct Usage {
     completion_tokens: Option<u64>,
 }
 
-/// Why a chat completion ended.
+/// Why a completion ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Finish {
+pub enum Finish {
     /// The model ended its turn (or a stop string the server knew of: none are sent).
     Stop,
     /// It reached `max_tokens`.
@@ -81,26 +81,8 @@ pub(crate) fn parse_chat(body: &str, max_tokens: u32) -> Result<Completion, Stri
         .message
         .content
         .ok_or("the choice's message has no `content`")?;
-    let finish = match choice.finish_reason.as_deref() {
-        Some("stop") => Finish::Stop,
-        Some("length") => Finish::Length,
-        Some(other) => {
-            return Err(format!(
-                "finish_reason `{other}`, where `stop` or `length` was expected"
-            ));
-        }
-        None => return Err("the choice has no `finish_reason`".into()),
-    };
-    let tokens = reply
-        .usage
-        .and_then(|usage| usage.completion_tokens)
-        .ok_or("no `usage.completion_tokens` (needed to count the call's token budget)")?;
-    if tokens > u64::from(max_tokens) {
-        return Err(format!(
-            "usage.completion_tokens is {tokens}, more than the {max_tokens} asked for \
-             (max_tokens)"
-        ));
-    }
+    let finish = finish_of(choice.finish_reason.as_deref())?;
+    let tokens = completion_tokens(reply.usage, max_tokens)?;
     Ok(Completion {
         text,
         finish,
@@ -117,6 +99,142 @@ pub(crate) fn cut_at_stop(text: &str, stops: &[String]) -> Option<String> {
         .filter_map(|stop| text.find(stop.as_str()).map(|at| at + stop.len()))
         .min()
         .map(|end| text[..end].to_string())
+}
+
+/// A text completion of a prompt given as token ids: what the host's sampler would be asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRequest {
+    /// The prompt's token ids (chat template and assistant prefix already applied).
+    pub prompt: Vec<u32>,
+    /// Most new tokens.
+    pub max_tokens: u32,
+    /// Softmax temperature; 0 is greedy.
+    pub temperature: f32,
+    /// Nucleus threshold in (0, 1].
+    pub top_p: f32,
+    /// The sampling seed.
+    pub seed: u64,
+}
+
+/// The reply to a [`TokenRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCompletion {
+    /// The generated text.
+    pub text: String,
+    /// The generated token ids, when the server returns them (llama.cpp's `logprobs.content[].id`,
+    /// vLLM's `logprobs.tokens` as `token_id:N`); `None` when it does not.
+    pub token_ids: Option<Vec<u32>>,
+    /// Why it ended.
+    pub finish: Finish,
+    /// Tokens generated (`usage.completion_tokens`).
+    pub tokens: u64,
+}
+
+/// The body of `POST {url}/completions` for `request`. One log-probability is asked for so the
+/// reply carries the sampled token ids (llama.cpp's form; vLLM gives them with
+/// `return_tokens_as_token_ids`).
+pub(crate) fn token_body(model: &str, request: &TokenRequest) -> Vec<u8> {
+    let decimal = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::from(x));
+    json!({
+        "model": model,
+        "prompt": request.prompt,
+        "max_tokens": request.max_tokens,
+        "temperature": decimal(request.temperature),
+        "top_p": decimal(request.top_p),
+        "seed": request.seed,
+        "n": 1,
+        "stream": false,
+        "logprobs": 1,
+        "return_tokens_as_token_ids": true,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[derive(Deserialize)]
+struct TextReply {
+    choices: Vec<TextChoice>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct TextChoice {
+    text: Option<String>,
+    finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
+}
+
+/// Reads a text completion; `Err` says what is wrong with it.
+pub(crate) fn parse_text(body: &str, max_tokens: u32) -> Result<TokenCompletion, String> {
+    let reply: TextReply = serde_json::from_str(body)
+        .map_err(|error| format!("not the JSON of a text completion ({error})"))?;
+    let [choice] = <[TextChoice; 1]>::try_from(reply.choices)
+        .map_err(|choices| format!("{} choices where one was asked for (`n`: 1)", choices.len()))?;
+    let text = choice.text.ok_or("the choice has no `text`")?;
+    let finish = finish_of(choice.finish_reason.as_deref())?;
+    let tokens = completion_tokens(reply.usage, max_tokens)?;
+    let token_ids = match &choice.logprobs {
+        Some(logprobs) => token_ids(logprobs)?,
+        None => None,
+    };
+    Ok(TokenCompletion {
+        text,
+        token_ids,
+        finish,
+        tokens,
+    })
+}
+
+/// The sampled token ids in a completion's `logprobs`, in either server's form.
+fn token_ids(logprobs: &serde_json::Value) -> Result<Option<Vec<u32>>, String> {
+    let id = |value: &serde_json::Value| value.as_u64().and_then(|id| u32::try_from(id).ok());
+    if let Some(content) = logprobs.get("content").and_then(|c| c.as_array()) {
+        return content
+            .iter()
+            .map(|entry| entry.get("id").and_then(id))
+            .collect::<Option<Vec<u32>>>()
+            .map(Some)
+            .ok_or_else(|| "a `logprobs.content` entry has no token `id`".to_string());
+    }
+    if let Some(tokens) = logprobs.get("tokens").and_then(|t| t.as_array()) {
+        let parsed: Option<Vec<u32>> = tokens
+            .iter()
+            .map(|token| {
+                token
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("token_id:"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect();
+        // Tokens as text (a server that ignores `return_tokens_as_token_ids`) carry no ids.
+        return Ok(parsed);
+    }
+    Ok(None)
+}
+
+fn finish_of(reason: Option<&str>) -> Result<Finish, String> {
+    match reason {
+        Some("stop") => Ok(Finish::Stop),
+        Some("length") => Ok(Finish::Length),
+        Some(other) => Err(format!(
+            "finish_reason `{other}`, where `stop` or `length` was expected"
+        )),
+        None => Err("the choice has no `finish_reason`".into()),
+    }
+}
+
+fn completion_tokens(usage: Option<Usage>, max_tokens: u32) -> Result<u64, String> {
+    let tokens = usage
+        .and_then(|usage| usage.completion_tokens)
+        .ok_or("no `usage.completion_tokens` (needed to count the call's token budget)")?;
+    if tokens > u64::from(max_tokens) {
+        return Err(format!(
+            "usage.completion_tokens is {tokens}, more than the {max_tokens} asked for \
+             (max_tokens)"
+        ));
+    }
+    Ok(tokens)
 }
 
 /// The first `limit` characters of `text`, for error messages.
@@ -175,6 +293,57 @@ mod tests {
             let error = parse_chat(body, 10).expect_err(body);
             assert!(error.contains(expected), "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn text_completions_carry_token_ids_in_either_form() {
+        let llama = r#"{"choices":[{"text":" Hi","index":0,"finish_reason":"length",
+            "logprobs":{"content":[{"id":7952,"token":" Hi","logprob":-1.0}]}}],
+            "usage":{"completion_tokens":1}}"#;
+        let completion = parse_text(llama, 1).expect("llama.cpp form");
+        assert_eq!(completion.token_ids, Some(vec![7952]));
+        assert_eq!(completion.finish, Finish::Length);
+        let vllm = r#"{"choices":[{"text":" Hi!","finish_reason":"stop","logprobs":{
+            "tokens":["token_id:7952","token_id:17"],"token_logprobs":[-1.0,-0.5]}}],
+            "usage":{"completion_tokens":2}}"#;
+        assert_eq!(parse_text(vllm, 4).unwrap().token_ids, Some(vec![7952, 17]));
+        let text_tokens = r#"{"choices":[{"text":" Hi","finish_reason":"stop","logprobs":{
+            "tokens":[" Hi"]}}],"usage":{"completion_tokens":1}}"#;
+        assert_eq!(parse_text(text_tokens, 4).unwrap().token_ids, None);
+        let none = r#"{"choices":[{"text":"","finish_reason":"stop","logprobs":null}],
+            "usage":{"completion_tokens":0}}"#;
+        assert_eq!(parse_text(none, 4).unwrap().token_ids, None);
+        for (body, expected) in [
+            (
+                r#"{"choices":[{"finish_reason":"stop"}],"usage":{"completion_tokens":1}}"#,
+                "no `text`",
+            ),
+            (
+                r#"{"choices":[{"text":"a","finish_reason":"stop","logprobs":{"content":[{"token":"a"}]}}],"usage":{"completion_tokens":1}}"#,
+                "no token `id`",
+            ),
+            (
+                r#"{"choices":[{"text":"a","finish_reason":"length"}],"usage":{"completion_tokens":9}}"#,
+                "more than the 4",
+            ),
+        ] {
+            let error = parse_text(body, 4).expect_err(body);
+            assert!(error.contains(expected), "{body}: {error}");
+        }
+        let body: serde_json::Value = serde_json::from_slice(&token_body(
+            "m",
+            &TokenRequest {
+                prompt: vec![1, 2, 3],
+                max_tokens: 5,
+                temperature: 0.8,
+                top_p: 0.95,
+                seed: 11,
+            },
+        ))
+        .unwrap();
+        assert_eq!(body["prompt"], serde_json::json!([1, 2, 3]));
+        assert_eq!(body["temperature"], 0.8);
+        assert_eq!(body["seed"], 11);
     }
 
     #[test]

@@ -194,6 +194,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             prefill: args.prefill,
             thought_budget: args.thought_budget,
             batch_prompts: args.batch_prompts,
+            engine: None,
+            reload: None,
         },
         seed: args.seed,
         parse_retries: args.parse_retries,

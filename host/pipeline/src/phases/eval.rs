@@ -100,6 +100,9 @@ pub fn eval_plan(plan: &RunPlan<'_>, iteration: u32) -> Result<EvalPlan, Pipelin
             prefill: manifest.sample.prefill,
             thought_budget: manifest.sample.thought_budget,
             batch_prompts: eval.batch_prompts.unwrap_or(manifest.sample.batch_prompts),
+            // Evaluation generates on the host.
+            engine: None,
+            reload: None,
         },
         seed: seeds::derive(manifest.run.seed, &["eval", &iteration.to_string()]),
         parse_retries: eval.parse_retries,

@@ -5,6 +5,11 @@
 //! sampled in chunks of `sample.batch_prompts`, all K rows of a chunk's prompts decoded together;
 //! each chunk is written when done, so a killed phase keeps what it sampled. Seeds derive from
 //! the run seed, the iteration, the instruction id and the sample index.
+//!
+//! With `[sample] engine`, a served model samples instead ([`served`]): the same prompts as token
+//! ids, each sample journaled as it arrives.
+
+mod served;
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -67,7 +72,8 @@ pub fn run(
         String::new()
     };
 
-    let (checkpoint, model) = policy.model()?;
+    let policy_path = policy.path.clone();
+    let checkpoint = policy.checkpoint()?;
     let rendered = render_prompts(
         &mut template,
         checkpoint,
@@ -80,6 +86,17 @@ pub fn run(
     check_prompt_room(&rendered, &params, checkpoint, &|key, message| {
         plan.manifest_error(key, message)
     })?;
+    if let Some(engine) = &sample.engine {
+        let work = served::Work {
+            engine,
+            prompts: &rendered,
+            params: &params,
+            prefix: &prefix,
+            forced_text: &format.forced_response,
+        };
+        return served::run(plan, iteration, &policy_path, checkpoint, &work, host);
+    }
+    let (checkpoint, model) = policy.model()?;
 
     let k = sample.k as usize;
     let chunk_size = sample.batch_prompts as usize;

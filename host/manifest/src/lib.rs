@@ -1391,6 +1391,52 @@ path = "models/judge"
         assert!(manifest.plugins.selector.is_some());
     }
     #[test]
+    fn a_sampling_engine_is_a_served_model_reloaded_after_the_first_iteration() {
+        let served = "[models.policy]\nurl = \"http://127.0.0.1:8090/v1\"\nmodel = \"p\"\n";
+        let reload = "[sample.reload]\ncommand = [\"reload.sh\", \"--fast\"]\n";
+        let manifest = parse(&format!(
+            "[run]\niterations = 3\n[sample]\nengine = \"policy\"\n{reload}{served}"
+        ))
+        .expect("parse");
+        assert_eq!(manifest.sample.engine.as_deref(), Some("policy"));
+        let hook = manifest.sample.reload.expect("reload");
+        assert_eq!(hook.command, ["reload.sh", "--fast"]);
+        assert_eq!(hook.ready_timeout_s, 600);
+        // One iteration samples only the seed model: no reload needed.
+        parse(&format!("[sample]\nengine = \"policy\"\n{served}")).expect("one iteration");
+        let cases = [
+            // later iterations need the new model served
+            (
+                format!("[run]\niterations = 2\n[sample]\nengine = \"policy\"\n{served}"),
+                "sample.reload",
+            ),
+            (
+                format!("[sample]\nengine = \"nobody\"\n{served}"),
+                "sample.engine",
+            ),
+            (
+                "[sample]\nengine = \"local\"\n[models.local]\npath = \"m.gguf\"\n".to_string(),
+                "sample.engine",
+            ),
+            (format!("[sample]\n{reload}"), "sample.reload"),
+            (
+                format!("[sample]\nengine = \"policy\"\n[sample.reload]\ncommand = []\n{served}"),
+                "sample.reload.command",
+            ),
+            (
+                format!(
+                    "[sample]\nengine = \"policy\"\n[sample.reload]\ncommand = [\"r\"]\n\
+                     ready_timeout_s = 0\n{served}"
+                ),
+                "sample.reload.ready_timeout_s",
+            ),
+        ];
+        for (text, key) in cases {
+            assert_eq!(invalid_key(&text), key, "{text}");
+        }
+    }
+
+    #[test]
     fn model_budgets_parse_and_zero_is_refused() {
         let manifest = parse(
             "[plugins.judge]\nwasm = \"j.wasm\"\n\

@@ -21,7 +21,7 @@ pub(crate) fn chat_body(model: &str, request: &GenerateRequest, max_tokens: u32)
         "temperature": decimal(sampling.temperature),
         "top_p": decimal(sampling.top_p),
         "max_tokens": max_tokens,
-        "seed": sampling.seed,
+        "seed": wire_seed(sampling.seed),
         "n": 1,
         "stream": false,
     })
@@ -141,7 +141,7 @@ pub(crate) fn token_body(model: &str, request: &TokenRequest) -> Vec<u8> {
         "max_tokens": request.max_tokens,
         "temperature": decimal(request.temperature),
         "top_p": decimal(request.top_p),
-        "seed": request.seed,
+        "seed": wire_seed(request.seed),
         "n": 1,
         "stream": false,
         "logprobs": 1,
@@ -235,6 +235,12 @@ fn completion_tokens(usage: Option<Usage>, max_tokens: u32) -> Result<u64, Strin
         ));
     }
     Ok(tokens)
+}
+
+/// A seed as servers accept it: vLLM refuses seeds above `i64::MAX` (HTTP 400), so the top bit
+/// is dropped (llama.cpp keeps the low 32 bits of whatever it is sent).
+fn wire_seed(seed: u64) -> u64 {
+    seed & (i64::MAX as u64)
 }
 
 /// The first `limit` characters of `text`, for error messages.
@@ -344,6 +350,15 @@ mod tests {
         assert_eq!(body["prompt"], serde_json::json!([1, 2, 3]));
         assert_eq!(body["temperature"], 0.8);
         assert_eq!(body["seed"], 11);
+        let big = TokenRequest {
+            prompt: vec![1],
+            max_tokens: 1,
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: u64::MAX,
+        };
+        let body: serde_json::Value = serde_json::from_slice(&token_body("m", &big)).unwrap();
+        assert_eq!(body["seed"], i64::MAX, "vLLM takes no seed above i64::MAX");
     }
 
     #[test]

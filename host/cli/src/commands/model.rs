@@ -1,5 +1,5 @@
-//! Model commands: `ponder generate`, `ponder chat`, `ponder tokenize`, `ponder logits`, and
-//! the generation benchmark behind `ponder bench generate`.
+//! Model commands: `ponder generate`, `ponder chat`, `ponder tokenize`, `ponder logits`,
+//! `ponder export-gguf`, and the generation benchmark behind `ponder bench generate`.
 
 use std::io::{BufRead, Write};
 use std::ops::ControlFlow;

@@ -40,9 +40,9 @@ use crate::records::{Output, SampleRecord};
 use crate::run_dir::{Phase, remove_path, write_jsonl};
 use crate::{PipelineError, RunPlan, progress, seeds};
 
-/// How long ponder waits for an engine that was not reloaded (iteration 1, or a resumed phase
-/// whose model the engine already serves) to answer.
-const FIRST_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long ponder waits for the engine to answer when the manifest has no
+/// `sample.reload.ready_timeout_s`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lines of a failed reload command's output quoted in the error.
 const QUOTED_LOG_LINES: usize = 20;
@@ -133,15 +133,14 @@ pub(super) fn run(
     }
 
     if !jobs.is_empty() {
-        let ready_timeout = match (&plan.manifest.sample.reload, iteration) {
-            (Some(reload), 2..) => {
-                // Not host time: the command's work is the engine's (export, restart).
-                reload_engine(plan, iteration, policy_path, reload, &client)
-                    .map_err(engine_error)?;
-                Duration::from_secs(reload.ready_timeout_s)
-            }
-            _ => FIRST_READY_TIMEOUT,
-        };
+        let reload = plan.manifest.sample.reload.as_ref();
+        if let (Some(reload), 2..) = (reload, iteration) {
+            // Not host time: the command's work is the engine's (export, restart).
+            reload_engine(plan, iteration, policy_path, reload, &client).map_err(engine_error)?;
+        }
+        // A server started just before the run may still be loading, as after a reload.
+        let ready_timeout =
+            reload.map_or(READY_TIMEOUT, |r| Duration::from_secs(r.ready_timeout_s));
         client
             .wait_until_ready(ready_timeout)
             .map_err(|e| engine_error(e.to_string()))?;
@@ -504,7 +503,15 @@ fn reload_engine(
         reload.command.join(" ")
     );
     let started = Instant::now();
-    let status = std::process::Command::new(&reload.command[0])
+    // A relative path with a directory in it is the manifest's, as every path of a manifest;
+    // a bare name is looked up on PATH.
+    let program = Path::new(&reload.command[0]);
+    let program = if program.is_relative() && program.components().count() > 1 {
+        directory.join(program)
+    } else {
+        program.to_path_buf()
+    };
+    let status = std::process::Command::new(&program)
         .args(&reload.command[1..])
         .current_dir(&directory)
         .env("PONDER_MODEL", absolute(policy_path))

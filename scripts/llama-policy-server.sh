@@ -28,9 +28,10 @@ mkdir -p "$state"
 stop() {
   if [ -s "$state/pid" ]; then
     pid=$(cat "$state/pid")
-    if kill "$pid" 2>/dev/null; then
+    # The whole process group, anything the server started included.
+    if kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; then
       for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$state/pid"
   fi
@@ -41,7 +42,8 @@ start() {
   [ -x "$server" ] || { echo "llama-server not found at $server (run scripts/llama-server.sh)" >&2; exit 1; }
   [ -f "$model" ] || { echo "model $model not found" >&2; exit 1; }
   # shellcheck disable=SC2086 # LLAMA_SERVER_ARGS is a list of flags
-  nohup "$server" -m "$model" --host 127.0.0.1 --port "$port" $args \
+  # its own process group (setsid), so that stop ends every process it starts
+  setsid nohup "$server" -m "$model" --host 127.0.0.1 --port "$port" $args \
     >>"$state/server.log" 2>&1 </dev/null &
   echo $! > "$state/pid"
   echo "llama-server (pid $!) serving $model on port $port; log: $state/server.log" >&2

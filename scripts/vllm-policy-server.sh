@@ -26,9 +26,10 @@ mkdir -p "$state"
 stop() {
   if [ -s "$state/pid" ]; then
     pid=$(cat "$state/pid")
-    if kill "$pid" 2>/dev/null; then
+    # The whole process group: vLLM's engine processes outlive a killed API server otherwise.
+    if kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; then
       for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$state/pid"
   fi
@@ -38,7 +39,8 @@ start() {
   local model=$1 port=$2
   [ -d "$model" ] || { echo "vLLM serves Hugging Face directories; $model is not one" >&2; exit 1; }
   # shellcheck disable=SC2086 # VLLM_ARGS is a list of flags
-  nohup "$vllm" serve "$model" --served-model-name policy --host 127.0.0.1 --port "$port" $args \
+  # its own process group (setsid), so that stop ends every process it starts
+  setsid nohup "$vllm" serve "$model" --served-model-name policy --host 127.0.0.1 --port "$port" $args \
     >>"$state/server.log" 2>&1 </dev/null &
   echo $! > "$state/pid"
   echo "vLLM (pid $!) serving $model on port $port; log: $state/server.log" >&2

@@ -392,7 +392,8 @@ fn garbage_and_silence_from_the_engine_are_errors_and_no_sample_is_made_up() {
         assert!(outcome.stderr.contains(expected), "{}", outcome.stderr);
         assert!(
             outcome.stderr.contains(&format!("{url}/completions"))
-                && outcome.stderr.contains("sample 0"),
+                && outcome.stderr.contains("instruction `verifiable-")
+                && outcome.stderr.contains(" sample "),
             "the error names the endpoint and the request: {}",
             outcome.stderr
         );
@@ -403,4 +404,73 @@ fn garbage_and_silence_from_the_engine_are_errors_and_no_sample_is_made_up() {
         assert_eq!(journaled, "", "nothing made up");
     }
     drop(held);
+}
+
+#[test]
+fn ponder_eval_generates_on_the_engine() {
+    let Some(binary) = llama_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let _server = PolicyServer::start(&binary, &dir.path().join("llama"), port);
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let models = dir.path().join("models.toml");
+    std::fs::write(
+        &models,
+        format!("[models.policy]\nurl = \"{url}\"\nmodel = \"policy\"\nconcurrency = 4\n"),
+    )
+    .expect("models file");
+    let model = ponder_test_support::embedded_model_path();
+    let out = dir.path().join("eval.json");
+    let eval = |engine: &str| {
+        ponder_e2e::ponder(
+            &[
+                "eval",
+                "--a",
+                model.to_str().expect("UTF-8"),
+                "--a-template",
+                plugin("thought-generic").to_str().expect("UTF-8"),
+                "--a-engine",
+                engine,
+                "--models-from",
+                models.to_str().expect("UTF-8"),
+                "--data",
+                root()
+                    .join("data/verifiable/eval.jsonl")
+                    .to_str()
+                    .expect("UTF-8"),
+                "--limit",
+                "4",
+                "--max-new-tokens",
+                "48",
+                "--prefill",
+                "--thought-budget",
+                "24",
+                "--no-progress",
+                "--out",
+                out.to_str().expect("UTF-8"),
+            ],
+            &dir.path().join("cache"),
+        )
+    };
+    let outcome = eval("policy");
+    assert!(outcome.success, "{}", outcome.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("eval.json")).expect("JSON");
+    let generation = &report["models"][0]["generation"];
+    assert_eq!(generation["outputs"], 4, "{report}");
+    let tokens = generation["tokens"].as_u64().expect("tokens");
+    assert!((4..=4 * 48).contains(&tokens), "{generation}");
+    assert_eq!(
+        report["models"][0]["ifeval"]["accuracies"]["prompts"], 4,
+        "IFEval of the served outputs"
+    );
+    let wrong = eval("nobody");
+    assert!(!wrong.success);
+    assert!(
+        wrong.stderr.contains("--a-engine nobody") && wrong.stderr.contains("[models.nobody]"),
+        "{}",
+        wrong.stderr
+    );
 }

@@ -31,16 +31,18 @@ use ponder_eval::{
     MeanLengths, OutputLengths, PairwiseReport, PairwiseVerdict, char_length, ifeval_report,
     loose_variants, mean_lengths, pairwise_preference, pairwise_report, pointwise_preference,
 };
-use ponder_manifest::{PluginSpec, SampleSection};
+use ponder_manifest::{PluginSpec, SampleSection, ServedModel};
 use ponder_model::GenerationRequest;
 use ponder_plugin_runtime::capability::ModelAccess;
 use ponder_plugin_runtime::types::{JudgeRequest, Parsed};
 use ponder_plugin_runtime::{LogSink, Plugin, PluginError, PluginRuntime, RuntimeOptions};
+use ponder_served::ServedClient;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::metrics::HostTime;
 use crate::phases::judge::bisect;
+use crate::phases::sample::served::{Job, SampleFailure, Work, sample_all};
 use crate::phases::sample::{
     check_prompt_room, generate_showing_rate, render_prompts, sampling_params_of,
 };
@@ -58,6 +60,18 @@ pub struct EvalModel {
     pub device: String,
     /// Its template plugin (a thought prompt, or `thought-direct` for direct answers).
     pub template: PluginSpec,
+    /// A served model that generates its outputs instead of the host (serving the model at
+    /// `path`, whose tokenizer and chat template make the prompts); `None`: the host generates.
+    pub engine: Option<EvalEngine>,
+}
+
+/// A served model generating an evaluated model's outputs.
+#[derive(Clone, Debug)]
+pub struct EvalEngine {
+    /// Its name in `[models]`.
+    pub name: String,
+    /// Its endpoint.
+    pub served: ServedModel,
 }
 
 /// How a judge scores the responses of one request.
@@ -515,6 +529,9 @@ fn outputs_fingerprint(
         "format": 2,
         "model": file_stamp(&model.path),
         "device": model.device,
+        "engine": model.engine.as_ref().map(|engine| {
+            serde_json::json!({"url": engine.served.url, "model": engine.served.model})
+        }),
         "template": file_stamp(model.template.source.path()),
         "template_config": model.template.config,
         "temperature": sample.temperature,
@@ -639,7 +656,21 @@ fn generate_outputs(
         String::new()
     };
     let mut policy = Policy::new(model.path.clone(), model.device.clone());
-    let (checkpoint, causal_lm) = policy.model()?;
+    let engine_error = |message: String| PipelineError::Eval {
+        input: format!("{} ({})", model.path.display(), model.flag),
+        message,
+    };
+    let (checkpoint, sampler) = match &model.engine {
+        None => {
+            let (checkpoint, causal_lm) = policy.model()?;
+            (checkpoint, Sampler::Host(causal_lm))
+        }
+        Some(engine) => {
+            let client = ServedClient::new(&engine.name, &engine.served)
+                .map_err(|e| engine_error(e.to_string()))?;
+            (policy.checkpoint()?, Sampler::Served(client, &engine.name))
+        }
+    };
     let mut host = HostTime::default();
     let prompts = render_prompts(
         &mut template,
@@ -672,27 +703,79 @@ fn generate_outputs(
     } else {
         1
     };
+    if let Sampler::Served(client, _) = &sampler {
+        client
+            .wait_until_ready(SERVED_READY_TIMEOUT)
+            .map_err(|e| engine_error(e.to_string()))?;
+    }
     for attempt in 0..attempts {
         let mut still_failing = Vec::new();
-        for chunk in pending.chunks(plan.sample.batch_prompts.max(1) as usize) {
-            let requests: Vec<GenerationRequest> = chunk
-                .iter()
-                .map(|&index| GenerationRequest {
-                    prompt: prompts[index].tokens.clone(),
-                    seeds: vec![output_seed(plan.seed, &prompts[index].id, attempt)],
-                })
-                .collect();
-            let sequences = generate_showing_rate(
-                causal_lm,
-                &checkpoint.tokenizer,
-                &requests,
-                &params,
-                (&bar, started, &mut tokens),
-            )
-            .map_err(|e| PipelineError::model(format!("{}: sampling", model.flag), e))?;
-            for sequence in sequences {
-                let index = chunk[sequence.request];
-                let text = format!("{prefix}{}", sequence.text);
+        // A served engine takes every request at once (its concurrency bounds those in flight).
+        let chunk_size = match &sampler {
+            Sampler::Host(_) => plan.sample.batch_prompts.max(1) as usize,
+            Sampler::Served(..) => pending.len().max(1),
+        };
+        for chunk in pending.chunks(chunk_size) {
+            let seed_of = |index: usize| output_seed(plan.seed, &prompts[index].id, attempt);
+            // (position in the chunk, whole output text, whether its response was forced)
+            let outputs: Vec<(usize, String, bool)> = match &sampler {
+                Sampler::Host(causal_lm) => {
+                    let requests: Vec<GenerationRequest> = chunk
+                        .iter()
+                        .map(|&index| GenerationRequest {
+                            prompt: prompts[index].tokens.clone(),
+                            seeds: vec![seed_of(index)],
+                        })
+                        .collect();
+                    generate_showing_rate(
+                        causal_lm,
+                        &checkpoint.tokenizer,
+                        &requests,
+                        &params,
+                        (&bar, started, &mut tokens),
+                    )
+                    .map_err(|e| PipelineError::model(format!("{}: sampling", model.flag), e))?
+                    .into_iter()
+                    .map(|sequence| {
+                        let text = format!("{prefix}{}", sequence.text);
+                        (sequence.request, text, sequence.forced_response)
+                    })
+                    .collect()
+                }
+                Sampler::Served(client, name) => {
+                    let work = Work {
+                        engine: name,
+                        prompts: &prompts,
+                        params: &params,
+                        prefix: &prefix,
+                        forced_text: &format.forced_response,
+                    };
+                    let jobs: Vec<Job> = chunk
+                        .iter()
+                        .map(|&index| Job {
+                            prompt: index,
+                            sample: 0,
+                            seed: seed_of(index),
+                        })
+                        .collect();
+                    let (outcome, fresh) =
+                        sample_all(client, &checkpoint.tokenizer, &work, &jobs, |_| Ok(()));
+                    outcome.map_err(|failure| match failure {
+                        SampleFailure::Served(error) => engine_error(format!(
+                            "generating on `{name}`: {error}"
+                        )),
+                        SampleFailure::Pipeline(error) => error,
+                    })?;
+                    tokens += fresh.tokens as usize;
+                    fresh
+                        .lines
+                        .into_iter()
+                        .map(|(job, line)| (job, line.output.text, line.output.forced_response))
+                        .collect()
+                }
+            };
+            for (position, text, forced_response) in outputs {
+                let index = chunk[position];
                 let parsed = template.parse(&text).map_err(template_error)?;
                 let (thought, response, parse_failure) = match parsed {
                     Parsed::Ok(split) => (Some(split.thought), Some(split.response), None),
@@ -707,7 +790,7 @@ fn generate_outputs(
                         parse_failure,
                         attempts: attempt + 1,
                     },
-                    forced_response: sequence.forced_response,
+                    forced_response,
                 });
                 if failed && attempt + 1 < attempts {
                     still_failing.push(index);
@@ -756,6 +839,17 @@ fn generate_outputs(
         lengths: (!parsed.is_empty()).then(|| mean_lengths(parsed.iter())),
     };
     Ok((generated, stats))
+}
+
+/// How long `ponder eval` waits for a served engine to answer before generating.
+const SERVED_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What generates a model's outputs.
+enum Sampler<'a> {
+    /// The host's own sampler.
+    Host(&'a ponder_model::CausalLm),
+    /// A served engine, and its name in `[models]`.
+    Served(ServedClient, &'a str),
 }
 
 /// The seed of attempt `attempt` at instruction `id`: the same for every model, so that A and

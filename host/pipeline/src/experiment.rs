@@ -152,6 +152,7 @@ fn arm_model(arm: &Arm, iteration: u32) -> Result<EvalModel, PipelineError> {
         path,
         device: model.device.clone(),
         template: template.clone(),
+        engine: None,
     })
 }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use ponder_eval::{IfevalAccuracies, Interval, MeanLengths};
-use ponder_manifest::{Grant, PluginSpec, Role, SampleSection};
-use ponder_pipeline::eval::{EvalJudge, EvalModel, EvalOptions, EvalPlan, EvalReport, JudgeKind};
+use ponder_manifest::{Grant, NamedModel, PluginSpec, Role, SampleSection};
+use ponder_pipeline::eval::{
+    EvalEngine, EvalJudge, EvalModel, EvalOptions, EvalPlan, EvalReport, JudgeKind,
+};
 use ponder_plugin_runtime::{LogLevel, StderrLog};
 
 use crate::commands::plugins::{named_models, parse_named_model};
@@ -53,6 +55,17 @@ pub struct EvalArgs {
     /// B's template plugin (default: A's).
     #[arg(long = "b-template", value_name = "PLUGIN")]
     pub template_b: Option<PathBuf>,
+    /// Generate A's outputs on this served model of --models-from (serving model A; A's file
+    /// still gives the tokenizer and chat template of the prompts, sent as token ids).
+    #[arg(long = "a-engine", value_name = "NAME", requires = "models_from")]
+    pub engine_a: Option<String>,
+    /// Generate B's outputs on this served model of --models-from.
+    #[arg(long = "b-engine", value_name = "NAME", requires = "models_from")]
+    pub engine_b: Option<String>,
+    /// A manifest (or any TOML file) whose `[models]` tables name the engines of --a-engine and
+    /// --b-engine.
+    #[arg(long, value_name = "FILE")]
+    pub models_from: Option<PathBuf>,
     /// The judge plugin of the comparison (.wasm); needed with --b.
     #[arg(long, value_name = "PLUGIN")]
     pub judge: Option<PathBuf>,
@@ -126,15 +139,40 @@ pub struct EvalArgs {
 
 /// Runs `ponder eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let model = |flag: &str, path: &Path, template: &Path| EvalModel {
+    let served = match &args.models_from {
+        Some(file) => ponder_manifest::load_models(file)?,
+        None => Default::default(),
+    };
+    let engine = |flag: &str, name: &Option<String>| -> anyhow::Result<Option<EvalEngine>> {
+        let Some(name) = name else { return Ok(None) };
+        match served.get(name) {
+            Some(NamedModel::Served(config)) => Ok(Some(EvalEngine {
+                name: name.clone(),
+                served: config.clone(),
+            })),
+            Some(NamedModel::Local(_)) => {
+                bail!("{flag} {name}: `[models.{name}]` is a local model; an engine is served (`url`)")
+            }
+            None => bail!("{flag} {name}: --models-from has no `[models.{name}]` table"),
+        }
+    };
+    let (engine_a, engine_b) = (
+        engine("--a-engine", &args.engine_a)?,
+        engine("--b-engine", &args.engine_b)?,
+    );
+    if engine_b.is_some() && args.model_b.is_none() {
+        bail!("--b-engine generates B's outputs: name B with --b");
+    }
+    let model = |flag: &str, path: &Path, template: &Path, engine: Option<EvalEngine>| EvalModel {
         flag: flag.to_string(),
         path: path.to_path_buf(),
         device: args.device.clone(),
         template: PluginSpec::wasm(Role::Template, template),
+        engine,
     };
     let b = args.model_b.as_ref().map(|path| {
         let template = args.template_b.as_ref().unwrap_or(&args.template_a);
-        model("--b", path, template)
+        model("--b", path, template, engine_b.clone())
     });
     if b.is_none() && (args.template_b.is_some() || args.judge.is_some()) {
         bail!("--b-template and --judge compare A with B: name B with --b");
@@ -180,7 +218,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
     };
     let plan = EvalPlan {
-        a: model("--a", &args.model_a, &args.template_a),
+        a: model("--a", &args.model_a, &args.template_a, engine_a),
         b,
         judge,
         constraints_judge,

@@ -70,6 +70,8 @@ pub fn eval_plan(plan: &RunPlan<'_>, iteration: u32) -> Result<EvalPlan, Pipelin
         path,
         device: model.device.clone(),
         template: plan.template.clone(),
+        // Evaluation generates on the host (the engine serves the policy being trained).
+        engine: None,
     };
     let iteration_model = plan.run.phase_output(iteration, Phase::Dpo);
     let judge = eval_judge_spec(eval).map(|spec| EvalJudge {

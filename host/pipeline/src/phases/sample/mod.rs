@@ -9,7 +9,7 @@
 //! With `[sample] engine`, a served model samples instead ([`served`]): the same prompts as token
 //! ids, each sample journaled as it arrives.
 
-mod served;
+pub(crate) mod served;
 
 use std::ops::ControlFlow;
 use std::time::Instant;

@@ -48,35 +48,38 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const QUOTED_LOG_LINES: usize = 20;
 
 /// What the phase asks the engine for.
-pub(super) struct Work<'a> {
+pub(crate) struct Work<'a> {
     /// The engine's name in `[models]`.
-    pub(super) engine: &'a str,
+    pub(crate) engine: &'a str,
     /// The rendered prompts.
-    pub(super) prompts: &'a [Prompt],
+    pub(crate) prompts: &'a [Prompt],
     /// The sampler settings (response forcing included).
-    pub(super) params: &'a SamplingParams,
+    pub(crate) params: &'a SamplingParams,
     /// The assistant prefix each output begins with.
-    pub(super) prefix: &'a str,
+    pub(crate) prefix: &'a str,
     /// The text of the forced response tokens.
-    pub(super) forced_text: &'a str,
+    pub(crate) forced_text: &'a str,
 }
 
 /// One line of `samples.served.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
-struct JournalLine {
+pub(crate) struct JournalLine {
     /// The instruction's id.
-    id: String,
+    pub(crate) id: String,
     /// The sample's index among the instruction's K.
-    sample: u32,
+    pub(crate) sample: u32,
     /// The output (its seed included).
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// One sample to ask for.
-struct Job {
-    prompt: usize,
-    sample: u32,
-    seed: u64,
+pub(crate) struct Job {
+    /// Its prompt's index in [`Work::prompts`].
+    pub(crate) prompt: usize,
+    /// Its index among the prompt's samples.
+    pub(crate) sample: u32,
+    /// Its seed.
+    pub(crate) seed: u64,
 }
 
 /// Samples the phase's prompts on the engine; see the module documentation.
@@ -161,7 +164,7 @@ pub(super) fn run(
         Ok(())
     });
     bar.finish_and_clear();
-    for line in fresh.lines {
+    for (_, line) in fresh.lines {
         done.insert((line.id, line.sample), line.output);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -212,7 +215,7 @@ pub(super) fn run(
 }
 
 /// Why sampling stopped.
-enum SampleFailure {
+pub(crate) enum SampleFailure {
     /// The engine failed a request.
     Served(ServedError),
     /// Writing the journal (or re-encoding a reply) failed.
@@ -221,16 +224,19 @@ enum SampleFailure {
 
 /// The samples that came in during [`sample_all`].
 #[derive(Default)]
-struct Fresh {
-    lines: Vec<JournalLine>,
-    count: usize,
-    tokens: u64,
+pub(crate) struct Fresh {
+    /// Each sample, in the order they arrived, with its job's index.
+    pub(crate) lines: Vec<(usize, JournalLine)>,
+    /// How many.
+    pub(crate) count: usize,
+    /// Their tokens.
+    pub(crate) tokens: u64,
 }
 
 /// Asks for every job, up to the engine's concurrency at once, handing each finished sample to
 /// `keep` as it arrives. On the first failure no new request starts; the requests in flight
 /// finish and are kept.
-fn sample_all(
+pub(crate) fn sample_all(
     client: &ServedClient,
     tokenizer: &Tokenizer,
     work: &Work<'_>,
@@ -273,7 +279,7 @@ fn sample_all(
                 keep(&line).map_err(SampleFailure::Pipeline)?;
                 fresh.count += 1;
                 fresh.tokens += u64::from(line.output.tokens);
-                fresh.lines.push(line);
+                fresh.lines.push((index, line));
                 Ok(())
             });
             if let Err(error) = outcome {

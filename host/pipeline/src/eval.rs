@@ -668,7 +668,10 @@ fn generate_outputs(
         Some(engine) => {
             let client = ServedClient::new(&engine.name, &engine.served)
                 .map_err(|e| engine_error(e.to_string()))?;
-            (policy.checkpoint()?, Sampler::Served(client, &engine.name))
+            (
+                policy.checkpoint()?,
+                Sampler::Served(Box::new(client), &engine.name),
+            )
         }
     };
     let mut host = HostTime::default();
@@ -761,9 +764,9 @@ fn generate_outputs(
                     let (outcome, fresh) =
                         sample_all(client, &checkpoint.tokenizer, &work, &jobs, |_| Ok(()));
                     outcome.map_err(|failure| match failure {
-                        SampleFailure::Served(error) => engine_error(format!(
-                            "generating on `{name}`: {error}"
-                        )),
+                        SampleFailure::Served(error) => {
+                            engine_error(format!("generating on `{name}`: {error}"))
+                        }
                         SampleFailure::Pipeline(error) => error,
                     })?;
                     tokens += fresh.tokens as usize;
@@ -849,7 +852,7 @@ enum Sampler<'a> {
     /// The host's own sampler.
     Host(&'a ponder_model::CausalLm),
     /// A served engine, and its name in `[models]`.
-    Served(ServedClient, &'a str),
+    Served(Box<ServedClient>, &'a str),
 }
 
 /// The seed of attempt `attempt` at instruction `id`: the same for every model, so that A and

@@ -1,5 +1,7 @@
 //! [`ServedClient`]: one served model, its HTTP agent and the `models` functions over it.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,10 @@ use crate::error::ServedError;
 use crate::reply::{
     Completion, Finish, TokenCompletion, TokenRequest, chat_body, cut_at_stop, parse_chat,
     parse_text, start_of, token_body,
+};
+use crate::scoring::{
+    ScoreReplyError, Scored, Tokenized, parse_prompt_logprobs, parse_tokenize, score_body,
+    tokenize_chat_body, tokenize_text_body,
 };
 
 /// The first wait before a retry (doubled each time).
@@ -46,6 +52,14 @@ pub struct ServedClient {
 enum Failure {
     /// The server failed it, or its reply is unusable.
     Served(ServedError),
+    /// The plugin call's time ran out while it waited.
+    OutOfTime,
+}
+
+/// Why one choice request produced no scores.
+enum Refusal {
+    /// As the plugin sees it.
+    Error(ModelAccessError),
     /// The plugin call's time ran out while it waited.
     OutOfTime,
 }
@@ -537,21 +551,288 @@ impl ServedClient {
         }
     }
 
-    /// Unsupported: an OpenAI-compatible server gives no exact log-probabilities of given
-    /// continuations (llama.cpp's server returns no prompt log-probabilities at all), and ponder
-    /// does not pass off an approximation as them.
+    /// Per request, the total natural-log probability of each choice, in the order of
+    /// `choices`: exact, as the server's own forward pass gives it, where the server tokenizes a
+    /// chat with the model's template and returns prompt log-probabilities (vLLM does);
+    /// [`ModelAccessError::Unsupported`] where it does not (llama.cpp's server), never an
+    /// approximation.
+    ///
+    /// What is scored mirrors the local path: the conversation rendered with the chat template
+    /// and its generation prompt (`POST {root}/tokenize` with `messages` and
+    /// `add_generation_prompt`, `{root}` being `url` without its `/v1`), then the prefix's
+    /// tokens, then the choice's tokens, each text tokenized on its own (`/tokenize` with
+    /// `prompt` and no special tokens). The sequences of one request go in one
+    /// `POST {url}/completions` with token-id prompts and `prompt_logprobs`: 0; a choice's value
+    /// is the sum of the log-probabilities of its tokens. Requests are in flight up to the
+    /// model's concurrency.
+    ///
+    /// Budget: as on the local path, scoring generates nothing, so no token is spent (the one
+    /// token vLLM must generate per sequence is thrown away); every HTTP request is cut to the
+    /// call's time and the clock is looked at between requests.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a request without choices, an empty choice, or a sequence longer
+    /// than the server's context (`max_model_len`, one position kept for the generated token);
+    /// `Unsupported` when `/tokenize` is not there (HTTP 404), tokenizes no conversation (llama.cpp
+    /// reads only `content`), or the completion has no `prompt_logprobs`; `Failed` for the
+    /// faults [`ServedError`] lists (each names the endpoint and the request) and a used-up
+    /// budget.
     pub fn choice_logprobs(
         &self,
-        _requests: &[ChoiceRequest],
-        _budget: &mut ModelBudget,
+        requests: &[ChoiceRequest],
+        budget: &mut ModelBudget,
     ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
-        Err(ModelAccessError::Unsupported(format!(
-            "choice-logprobs needs the exact log-probabilities of given continuations, which the \
-             OpenAI-compatible API of served model `{}` ({}) does not return (llama.cpp's server \
-             returns no prompt log-probabilities); use a judge that generates its verdict \
+        for (index, request) in requests.iter().enumerate() {
+            if request.choices.is_empty() {
+                return Err(ModelAccessError::InvalidRequest(format!(
+                    "choice request {index} has no choices"
+                )));
+            }
+            if let Some(choice_index) = request.choices.iter().position(String::is_empty) {
+                return Err(ModelAccessError::InvalidRequest(format!(
+                    "choice {choice_index} of request {index} is empty"
+                )));
+            }
+        }
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        if budget.check_time().is_break() {
+            return Err(self.out_of_budget(budget));
+        }
+        let deadline = Instant::now() + budget.time_left();
+        let workers = self.concurrency.min(requests.len());
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Tokenizations of prefixes and choices, shared by the call's requests (a judge asks the
+        // same choices of every request).
+        let texts: Mutex<HashMap<String, Vec<u32>>> = Mutex::new(HashMap::new());
+        let (done_sender, done) = mpsc::channel::<(usize, Result<Vec<f64>, Refusal>)>();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let (next, stop, texts) = (&next, &stop, &texts);
+                let done_sender = done_sender.clone();
+                scope.spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(request) = requests.get(index) else {
+                            return;
+                        };
+                        let outcome = self.score(index, request, texts, deadline);
+                        if done_sender.send((index, outcome)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(done_sender);
+            // Returning stops the workers after their request in flight (bounded by the call's
+            // deadline); the scope waits for them.
+            let outcome = self.collect_scores(requests.len(), budget, &done);
+            stop.store(true, Ordering::SeqCst);
+            outcome
+        })
+    }
+
+    /// The scores of the workers' answers, in request order; the first failure ends the call.
+    fn collect_scores(
+        &self,
+        count: usize,
+        budget: &mut ModelBudget,
+        done: &mpsc::Receiver<(usize, Result<Vec<f64>, Refusal>)>,
+    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
+        let mut results: Vec<Option<Vec<f64>>> = vec![None; count];
+        for _ in 0..count {
+            let (index, outcome) = match done.recv_timeout(budget.time_left() + GRACE) {
+                Ok(answer) => answer,
+                Err(_) => {
+                    let _ = budget.check_time();
+                    return Err(self.out_of_budget(budget));
+                }
+            };
+            match outcome {
+                Ok(scores) => results[index] = Some(scores),
+                Err(Refusal::Error(error)) => return Err(error),
+                Err(Refusal::OutOfTime) => {
+                    let _ = budget.check_time();
+                    return Err(self.out_of_budget(budget));
+                }
+            }
+            if budget.check_time().is_break() {
+                return Err(self.out_of_budget(budget));
+            }
+        }
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(index, scores)| {
+                scores.ok_or_else(|| self.failed(&format!("choice request {index} got no scores")))
+            })
+            .collect()
+    }
+
+    /// The choices' log-probabilities of one request: its sequences tokenized, then scored in
+    /// one completion.
+    fn score(
+        &self,
+        index: usize,
+        request: &ChoiceRequest,
+        texts: &Mutex<HashMap<String, Vec<u32>>>,
+        deadline: Instant,
+    ) -> Result<Vec<f64>, Refusal> {
+        let label = format!("choice request {index}");
+        let tokenize = self.tokenize_endpoint();
+        let chat = self.tokenized(
+            &tokenize,
+            &tokenize_chat_body(&self.model, &request.messages),
+            &format!("{label} (its conversation)"),
+            deadline,
+        )?;
+        if chat.tokens.is_empty() {
+            return Err(Refusal::Error(self.unsupported_choices(&format!(
+                "{tokenize} tokenized the conversation to no tokens: the server does not apply a \
+                 chat template to `messages` there (llama.cpp's reads only `content`)"
+            ))));
+        }
+        let mut prompt = chat.tokens;
+        if !request.prefix.is_empty() {
+            let what = format!("{label} (its prefix)");
+            prompt.extend(self.text_tokens(&request.prefix, &what, texts, deadline)?);
+        }
+        let mut sequences = Vec::with_capacity(request.choices.len());
+        for (choice_index, choice) in request.choices.iter().enumerate() {
+            let what = format!("{label} (choice {choice_index})");
+            let ids = self.text_tokens(choice, &what, texts, deadline)?;
+            let needed = prompt.len() + ids.len();
+            if let Some(context) = chat.max_model_len
+                && u64::try_from(needed + 1).unwrap_or(u64::MAX) > context
+            {
+                return Err(Refusal::Error(ModelAccessError::InvalidRequest(format!(
+                    "choice {choice_index} of request {index} needs {needed} positions and the \
+                     server one more for the token it generates, more than served model `{}`'s \
+                     context of {context} (max_model_len)",
+                    self.name
+                ))));
+            }
+            let mut sequence = prompt.clone();
+            sequence.extend_from_slice(&ids);
+            sequences.push((sequence, ids.len()));
+        }
+        let endpoint = format!("{}/completions", self.base);
+        let prompts: Vec<Vec<u32>> = sequences.iter().map(|(tokens, _)| tokens.clone()).collect();
+        let text = self
+            .post(
+                &endpoint,
+                &score_body(&self.model, &prompts),
+                &label,
+                deadline,
+            )
+            .map_err(|failure| self.refusal(failure))?;
+        let scored: Vec<Scored<'_>> = sequences
+            .iter()
+            .map(|(tokens, choice_tokens)| Scored {
+                tokens,
+                choice_tokens: *choice_tokens,
+            })
+            .collect();
+        parse_prompt_logprobs(&text, &scored).map_err(|error| match error {
+            ScoreReplyError::NoPromptLogprobs => Refusal::Error(
+                self.unsupported_choices(&format!("{endpoint} answered without `prompt_logprobs`")),
+            ),
+            ScoreReplyError::Malformed(message) => {
+                Refusal::Error(ModelAccessError::from(ServedError::Malformed {
+                    model: self.name.clone(),
+                    endpoint: endpoint.clone(),
+                    request: label.clone(),
+                    message,
+                    start: start_of(&text, QUOTED_CHARS),
+                }))
+            }
+        })
+    }
+
+    /// The tokens of a prefix or choice, from the call's cache or the server's `/tokenize`.
+    fn text_tokens(
+        &self,
+        text: &str,
+        label: &str,
+        texts: &Mutex<HashMap<String, Vec<u32>>>,
+        deadline: Instant,
+    ) -> Result<Vec<u32>, Refusal> {
+        if let Some(tokens) = texts.lock().ok().and_then(|texts| texts.get(text).cloned()) {
+            return Ok(tokens);
+        }
+        let endpoint = self.tokenize_endpoint();
+        let tokenized = self.tokenized(
+            &endpoint,
+            &tokenize_text_body(&self.model, text),
+            label,
+            deadline,
+        )?;
+        if tokenized.tokens.is_empty() {
+            return Err(Refusal::Error(self.unsupported_choices(&format!(
+                "{endpoint} tokenized the non-empty text {text:?} to no tokens ({label})"
+            ))));
+        }
+        if let Ok(mut texts) = texts.lock() {
+            texts.insert(text.to_string(), tokenized.tokens.clone());
+        }
+        Ok(tokenized.tokens)
+    }
+
+    /// One `/tokenize` request. A 404 means the server has no such endpoint: unsupported.
+    fn tokenized(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        label: &str,
+        deadline: Instant,
+    ) -> Result<Tokenized, Refusal> {
+        let text = self
+            .post(endpoint, body, label, deadline)
+            .map_err(|failure| match failure {
+                Failure::Served(ServedError::Status { status: 404, .. }) => {
+                    Refusal::Error(self.unsupported_choices(&format!(
+                        "{endpoint} answered HTTP 404 (the server has no tokenize endpoint)"
+                    )))
+                }
+                failure => self.refusal(failure),
+            })?;
+        parse_tokenize(&text).map_err(|message| {
+            Refusal::Error(ModelAccessError::from(ServedError::Malformed {
+                model: self.name.clone(),
+                endpoint: endpoint.to_string(),
+                request: label.to_string(),
+                message,
+                start: start_of(&text, QUOTED_CHARS),
+            }))
+        })
+    }
+
+    /// vLLM's `/tokenize`: at the server's root, beside (not under) the `/v1` of `url`.
+    fn tokenize_endpoint(&self) -> String {
+        let root = self.base.strip_suffix("/v1").unwrap_or(&self.base);
+        format!("{root}/tokenize")
+    }
+
+    fn refusal(&self, failure: Failure) -> Refusal {
+        match failure {
+            Failure::Served(error) => Refusal::Error(error.into()),
+            Failure::OutOfTime => Refusal::OutOfTime,
+        }
+    }
+
+    /// `choice-logprobs` refused: the server lacks what exact scores need (`why`).
+    fn unsupported_choices(&self, why: &str) -> ModelAccessError {
+        ModelAccessError::Unsupported(format!(
+            "choice-logprobs on served model `{}` needs exact prompt log-probabilities: a server \
+             that tokenizes a chat with the model's template (`POST /tokenize` with `messages`) \
+             and returns `prompt_logprobs` from `POST /v1/completions`, as vLLM does; {why}. \
+             llama.cpp's server returns no prompt log-probabilities, and ponder does not \
+             approximate them: serve the judge with vLLM, use a judge that generates its verdict \
              (judge-llm-pairwise), or a local model (`path`)",
-            self.name, self.endpoint
-        )))
+            self.name
+        ))
     }
 
     /// Unsupported: the OpenAI-compatible API has no reward endpoint.
@@ -579,5 +860,315 @@ impl ServedClient {
             Some(exceeded) => self.failed(&exceeded.to_string()),
             None => self.failed("the call's model budget is used up"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    use ponder_plugin_runtime::capability::Message;
+    use serde_json::json;
+
+    type Answer = dyn Fn(&str, &serde_json::Value) -> (u16, String) + Send + Sync;
+    /// The requests a test server saw: path and JSON body.
+    type Seen = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+    /// A loopback server answering each request (path, JSON body) with `answer`'s status and
+    /// body; returns its `/v1` base URL and the requests it saw.
+    fn server(answer: Arc<Answer>) -> (String, Seen) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (answer, log) = (Arc::clone(&answer), Arc::clone(&log));
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    let length = head
+                        .lines()
+                        .find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())
+                                .flatten()
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    let (status, reply) = answer(&path, &json);
+                    log.lock().expect("log").push((path, json));
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                });
+            }
+        });
+        (format!("http://{address}/v1"), seen)
+    }
+
+    fn client(url: &str) -> ServedClient {
+        ServedClient::new(
+            "judge",
+            &ServedModel {
+                url: url.to_string(),
+                model: "m".into(),
+                api_key_env: None,
+                timeout_ms: 10_000,
+                concurrency: 2,
+                retries: 0,
+            },
+        )
+        .expect("client")
+    }
+
+    fn request(prefix: &str, choices: &[&str]) -> ChoiceRequest {
+        ChoiceRequest {
+            messages: vec![Message {
+                role: "user".into(),
+                content: "Rate it.".into(),
+            }],
+            prefix: prefix.into(),
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// Tokens of the test texts: the conversation is [1, 2, 3]; each text its listed ids.
+    fn tokens_of(body: &serde_json::Value) -> Vec<u32> {
+        if body.get("messages").is_some() {
+            return vec![1, 2, 3];
+        }
+        match body["prompt"].as_str() {
+            Some("Score: ") => vec![4],
+            Some("x") => vec![5],
+            Some("yy") => vec![6, 7],
+            _ => vec![9],
+        }
+    }
+
+    /// A vLLM-like server: every prompt token `t` has log-probability −t/10.
+    fn vllm(max_model_len: u32) -> Arc<Answer> {
+        Arc::new(move |path, body| match path {
+            "/tokenize" => (
+                200,
+                json!({"count": 0, "max_model_len": max_model_len, "tokens": tokens_of(body)})
+                    .to_string(),
+            ),
+            "/v1/completions" => {
+                let prompts = body["prompt"].as_array().cloned().unwrap_or_default();
+                let choices: Vec<serde_json::Value> = prompts
+                    .iter()
+                    .enumerate()
+                    .map(|(index, prompt)| {
+                        let mut logprobs = vec![serde_json::Value::Null];
+                        for id in prompt.as_array().expect("ids").iter().skip(1) {
+                            let id = id.as_u64().expect("an id");
+                            logprobs.push(json!({
+                                id.to_string(): {"logprob": -(id as f64) / 10.0, "rank": 1}
+                            }));
+                        }
+                        json!({"index": index, "text": "!", "finish_reason": "length",
+                               "prompt_logprobs": logprobs})
+                    })
+                    .collect();
+                (200, json!({"choices": choices}).to_string())
+            }
+            _ => (404, r#"{"detail":"Not Found"}"#.into()),
+        })
+    }
+
+    #[test]
+    fn choices_are_scored_from_prompt_logprobs_of_concatenated_tokens() {
+        let (url, seen) = server(vllm(2048));
+        let client = client(&url);
+        let mut budget = ModelBudget::unlimited();
+        let scores = client
+            .choice_logprobs(
+                &[
+                    request("Score: ", &["x", "yy"]),
+                    request("", &["yy", "x", "x"]),
+                ],
+                &mut budget,
+            )
+            .expect("scores");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert_eq!(scores.len(), 2);
+        assert!(
+            close(scores[0][0], -0.5) && close(scores[0][1], -1.3),
+            "{scores:?}"
+        );
+        assert!(
+            close(scores[1][0], -1.3) && close(scores[1][1], -0.5) && close(scores[1][2], -0.5),
+            "{scores:?}"
+        );
+        // Scoring spends no generated token, as on the local path.
+        assert_eq!(budget.tokens_used(), 0);
+        let seen = seen.lock().expect("log");
+        let completions: Vec<&serde_json::Value> = seen
+            .iter()
+            .filter(|(path, _)| path == "/v1/completions")
+            .map(|(_, body)| body)
+            .collect();
+        // One completion per request, its sequences as token-id prompts.
+        assert_eq!(completions.len(), 2);
+        let with_prefix = completions
+            .iter()
+            .find(|body| body["prompt"].as_array().is_some_and(|p| p.len() == 2))
+            .expect("the first request's completion");
+        assert_eq!(
+            with_prefix["prompt"],
+            json!([[1, 2, 3, 4, 5], [1, 2, 3, 4, 6, 7]])
+        );
+        assert_eq!(with_prefix["prompt_logprobs"], 0);
+        assert_eq!(with_prefix["max_tokens"], 1);
+        // The conversation is tokenized per request with its template; the prefix and choice
+        // texts are tokenized once per call (1 + 2), at worst once per worker (two workers may
+        // miss the cache on the same text at once), never once per use (6).
+        let chats = seen
+            .iter()
+            .filter(|(path, body)| path == "/tokenize" && body.get("messages").is_some())
+            .count();
+        let texts = seen
+            .iter()
+            .filter(|(path, body)| path == "/tokenize" && body.get("prompt").is_some())
+            .count();
+        assert_eq!(chats, 2);
+        assert!((3..=5).contains(&texts), "{texts} text tokenizations");
+        let chat = seen
+            .iter()
+            .find(|(_, body)| body.get("messages").is_some())
+            .expect("a chat tokenization");
+        assert_eq!(chat.1["add_generation_prompt"], true);
+    }
+
+    #[test]
+    fn servers_without_prompt_logprobs_are_unsupported_naming_the_endpoint() {
+        // llama.cpp's server: `/tokenize` reads `content` only, so a chat is no tokens.
+        let (llama, _) = server(Arc::new(|path, _| match path {
+            "/tokenize" => (200, r#"{"tokens":[]}"#.into()),
+            _ => (500, "unexpected".into()),
+        }));
+        // A server with no tokenize endpoint.
+        let (missing, _) = server(Arc::new(|_, _| {
+            (404, r#"{"error":"File Not Found"}"#.into())
+        }));
+        // A server that tokenizes but returns no prompt log-probabilities.
+        let (plain, _) = server(Arc::new(|path, body| match path {
+            "/tokenize" => (200, json!({"tokens": tokens_of(body)}).to_string()),
+            _ => (
+                200,
+                r#"{"choices":[{"index":0,"text":"!","logprobs":null,"finish_reason":"length"}],
+                    "usage":{"completion_tokens":1}}"#
+                    .into(),
+            ),
+        }));
+        for (url, expected) in [
+            (&llama, "/tokenize tokenized the conversation to no tokens"),
+            (&missing, "/tokenize answered HTTP 404"),
+            (&plain, "/v1/completions answered without `prompt_logprobs`"),
+        ] {
+            let error = client(url)
+                .choice_logprobs(&[request("", &["x"])], &mut ModelBudget::unlimited())
+                .expect_err(url);
+            let ModelAccessError::Unsupported(message) = &error else {
+                panic!("{url}: {error:?}");
+            };
+            let root = url.strip_suffix("/v1").expect("a /v1 URL");
+            assert!(message.contains(root), "{message}");
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("choice-logprobs"), "{message}");
+            assert!(message.contains("prompt log-probabilities"), "{message}");
+            assert!(message.contains("vLLM"), "{message}");
+        }
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_naming_endpoint_and_request() {
+        let (short, _) = server(Arc::new(|path, body| match path {
+            "/tokenize" => (200, json!({"tokens": tokens_of(body)}).to_string()),
+            _ => (
+                200,
+                r#"{"choices":[{"index":0,"prompt_logprobs":[null,{"2":{"logprob":-1}}]}]}"#.into(),
+            ),
+        }));
+        let (garbage, _) = server(Arc::new(|_, _| (200, "<html>oops</html>".into())));
+        for (url, endpoint, label, expected) in [
+            (
+                &short,
+                "/v1/completions",
+                "choice request 0",
+                "has 2 entries for its 4 tokens",
+            ),
+            (
+                &garbage,
+                "/tokenize",
+                "choice request 0 (its conversation)",
+                "not the JSON of a tokenization",
+            ),
+        ] {
+            let error = client(url)
+                .choice_logprobs(&[request("", &["x"])], &mut ModelBudget::unlimited())
+                .expect_err(url);
+            let ModelAccessError::Failed(message) = &error else {
+                panic!("{url}: {error:?}");
+            };
+            let root = url.strip_suffix("/v1").expect("a /v1 URL");
+            assert!(message.contains(&format!("{root}{endpoint}")), "{message}");
+            assert!(message.contains(&format!("{label}:")), "{message}");
+            assert!(message.contains("malformed reply"), "{message}");
+            assert!(message.contains(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_and_spent_budgets_are_refused() {
+        let (url, seen) = server(vllm(6));
+        let client = client(&url);
+        let refused = |requests: &[ChoiceRequest]| {
+            client.choice_logprobs(requests, &mut ModelBudget::unlimited())
+        };
+        assert_eq!(refused(&[]), Ok(Vec::new()));
+        assert!(matches!(
+            refused(&[request("", &[])]),
+            Err(ModelAccessError::InvalidRequest(m)) if m == "choice request 0 has no choices"
+        ));
+        assert!(matches!(
+            refused(&[request("", &["x"]), request("", &["x", ""])]),
+            Err(ModelAccessError::InvalidRequest(m)) if m == "choice 1 of request 1 is empty"
+        ));
+        assert!(seen.lock().expect("log").is_empty());
+        // [1, 2, 3] + [4] + [6, 7] and the generated token: 7 positions, past the 6 served.
+        assert!(matches!(
+            refused(&[request("Score: ", &["x", "yy"])]),
+            Err(ModelAccessError::InvalidRequest(m))
+                if m.contains("choice 1 of request 0 needs 6 positions")
+                    && m.contains("context of 6 (max_model_len)")
+        ));
+        let mut spent = ModelBudget::new(Instant::now(), Duration::ZERO, u64::MAX);
+        let error = client
+            .choice_logprobs(&[request("", &["x"])], &mut spent)
+            .expect_err("no time left");
+        assert!(
+            matches!(&error, ModelAccessError::Failed(m) if m.contains("call_timeout_ms")),
+            "{error:?}"
+        );
     }
 }

@@ -12,9 +12,20 @@
 //!   contract includes the stop string in the reply), so the reply is cut after the first stop
 //!   string it contains. The server's work past that point still counts against the call's
 //!   token budget.
-//! - `choice-logprobs`: unsupported. It needs the log-probabilities of given continuations of a
-//!   prompt, which an OpenAI-compatible chat endpoint does not return (llama.cpp's server returns
-//!   no prompt log-probabilities at all); ponder does not approximate them.
+//! - `choice-logprobs`: exact where the server tokenizes a chat with the model's own template and
+//!   returns prompt log-probabilities — vLLM does — and unsupported elsewhere (llama.cpp's server
+//!   returns no prompt log-probabilities; an OpenAI-compatible chat endpoint returns none);
+//!   ponder never approximates them. Per request, as the local path scores it: the conversation
+//!   rendered with the chat template and generation prompt (`POST {root}/tokenize` with
+//!   `messages` and `add_generation_prompt`, `{root}` being `url` without its `/v1`, where vLLM
+//!   serves it), then the prefix and each choice tokenized on their own (`/tokenize` with
+//!   `prompt`, no special tokens), the ids concatenated; then one `POST {url}/completions` with
+//!   those token-id prompts, `max_tokens` 1 and `prompt_logprobs` 0; a choice's value is the sum
+//!   (natural log) of its tokens' log-probabilities. A 404 from `/tokenize`, a conversation
+//!   tokenized to no tokens (llama.cpp's `/tokenize` reads only `content`) or a completion
+//!   without `prompt_logprobs` is `unsupported`, naming the endpoint; nothing falls back. No
+//!   token is spent from the call's budget (scoring generates nothing on the local path either;
+//!   the one token vLLM must generate is thrown away), and the call's time bounds every request.
 //! - `reward`: unsupported (no reward endpoint is part of the OpenAI-compatible API).
 //!
 //! The sampling phase of `ponder train` (`[sample] engine`) uses the same client for text
@@ -38,6 +49,7 @@
 mod client;
 mod error;
 mod reply;
+mod scoring;
 
 pub use client::ServedClient;
 pub use error::ServedError;

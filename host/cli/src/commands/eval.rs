@@ -151,7 +151,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 served: config.clone(),
             })),
             Some(NamedModel::Local(_)) => {
-                bail!("{flag} {name}: `[models.{name}]` is a local model; an engine is served (`url`)")
+                bail!(
+                    "{flag} {name}: `[models.{name}]` is a local model; an engine is served (`url`)"
+                )
             }
             None => bail!("{flag} {name}: --models-from has no `[models.{name}]` table"),
         }

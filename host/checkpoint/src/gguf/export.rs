@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::file::{GgmlType, GgufFile, TensorInfo};
-use super::hf::hf_tensor_name;
+use super::hf::{hf_tensor_name, rotary_row_pairs};
 use crate::{CheckpointError, ModelConfig, Weights};
 
 /// What [`write_like`] wrote.
@@ -25,29 +25,13 @@ pub struct GgufExport {
 }
 
 /// Redoes convert_hf_to_gguf's llama Q/K row permutation (the inverse of
-/// [`unpermute_rows`](super::unpermute_rows)): GGUF row `h*hd + 2r + i` holds Hugging Face row
-/// `h*hd + i*hd/2 + r`.
+/// [`unpermute_rows`](super::unpermute_rows)).
 pub fn permute_rows(data: &[f32], rows: usize, n_head: usize) -> Option<Vec<f32>> {
-    if n_head == 0 || rows == 0 || !rows.is_multiple_of(n_head) || !data.len().is_multiple_of(rows)
-    {
-        return None;
-    }
-    let head_dim = rows / n_head;
-    if !head_dim.is_multiple_of(2) {
-        return None;
-    }
-    let half = head_dim / 2;
-    let cols = data.len() / rows;
+    let cols = data.len().checked_div(rows)?;
     let mut out = vec![0f32; data.len()];
-    for h in 0..n_head {
-        for i in 0..2 {
-            for r in 0..half {
-                let hf_row = h * head_dim + i * half + r;
-                let gguf_row = h * head_dim + 2 * r + i;
-                out[gguf_row * cols..(gguf_row + 1) * cols]
-                    .copy_from_slice(&data[hf_row * cols..(hf_row + 1) * cols]);
-            }
-        }
+    for (hf_row, gguf_row) in rotary_row_pairs(data.len(), rows, n_head)? {
+        out[gguf_row * cols..(gguf_row + 1) * cols]
+            .copy_from_slice(&data[hf_row * cols..(hf_row + 1) * cols]);
     }
     Some(out)
 }

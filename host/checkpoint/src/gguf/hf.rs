@@ -45,12 +45,27 @@ pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf_part}.{suffix}"))
 }
 
-/// Undoes convert_hf_to_gguf's llama Q/K row permutation. The converter reshapes the rows as
-/// `(n_head, 2, head_dim / 2)` and swaps the last two axes, so GGUF row `h*hd + 2r + i` holds
-/// Hugging Face row `h*hd + i*hd/2 + r`.
+/// Undoes convert_hf_to_gguf's llama Q/K row permutation ([`rotary_row_pairs`]).
 pub fn unpermute_rows(data: &[f32], rows: usize, n_head: usize) -> Option<Vec<f32>> {
-    if n_head == 0 || rows == 0 || !rows.is_multiple_of(n_head) || !data.len().is_multiple_of(rows)
-    {
+    let cols = data.len().checked_div(rows)?;
+    let mut out = vec![0f32; data.len()];
+    for (hf_row, gguf_row) in rotary_row_pairs(data.len(), rows, n_head)? {
+        out[hf_row * cols..(hf_row + 1) * cols]
+            .copy_from_slice(&data[gguf_row * cols..(gguf_row + 1) * cols]);
+    }
+    Some(out)
+}
+
+/// The rows convert_hf_to_gguf's llama Q/K permutation moves, as (Hugging Face row, GGUF row):
+/// it reshapes the rows as `(n_head, 2, head_dim / 2)` and swaps the last two axes, so GGUF row
+/// `h*hd + 2r + i` holds Hugging Face row `h*hd + i*hd/2 + r`. `None` when `rows` does not split
+/// into `n_head` heads of even size or `len` elements into `rows` rows.
+pub(super) fn rotary_row_pairs(
+    len: usize,
+    rows: usize,
+    n_head: usize,
+) -> Option<impl Iterator<Item = (usize, usize)>> {
+    if n_head == 0 || rows == 0 || !rows.is_multiple_of(n_head) || !len.is_multiple_of(rows) {
         return None;
     }
     let head_dim = rows / n_head;
@@ -58,19 +73,11 @@ pub fn unpermute_rows(data: &[f32], rows: usize, n_head: usize) -> Option<Vec<f3
         return None;
     }
     let half = head_dim / 2;
-    let cols = data.len() / rows;
-    let mut out = vec![0f32; data.len()];
-    for h in 0..n_head {
-        for i in 0..2 {
-            for r in 0..half {
-                let hf_row = h * head_dim + i * half + r;
-                let gguf_row = h * head_dim + 2 * r + i;
-                out[hf_row * cols..(hf_row + 1) * cols]
-                    .copy_from_slice(&data[gguf_row * cols..(gguf_row + 1) * cols]);
-            }
-        }
-    }
-    Some(out)
+    Some((0..n_head).flat_map(move |h| {
+        (0..2).flat_map(move |i| {
+            (0..half).map(move |r| (h * head_dim + i * half + r, h * head_dim + 2 * r + i))
+        })
+    }))
 }
 
 /// The configuration described by the GGUF metadata.

@@ -263,7 +263,8 @@ impl ChunkedOutput {
     }
 }
 
-/// Appends one JSON line (a log: timings are not part of the deterministic artifacts).
+/// Appends one JSON line in a single write (logs such as timings, and journals whose last line a
+/// kill may cut off).
 pub fn append_jsonl<T: Serialize>(path: &Path, row: &T) -> Result<(), PipelineError> {
     let mut line = serde_json::to_vec(row).map_err(|e| PipelineError::RunFile {
         path: path.to_path_buf(),

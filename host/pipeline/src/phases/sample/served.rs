@@ -22,7 +22,6 @@
 //! answers `GET {url}/models`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -37,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::Prompt;
 use crate::metrics::HostTime;
 use crate::records::{Output, SampleRecord};
-use crate::run_dir::{Phase, remove_path, write_jsonl};
+use crate::run_dir::{Phase, append_jsonl, remove_path, write_jsonl};
 use crate::{PipelineError, RunPlan, progress, seeds};
 
 /// How long ponder waits for the engine to answer when the manifest has no
@@ -159,7 +158,7 @@ pub(super) fn run(
     bar.inc((total - jobs.len()) as u64);
     let started = Instant::now();
     let (outcome, fresh) = sample_all(&client, &checkpoint.tokenizer, work, &jobs, |line| {
-        host.time(|| append_line(&journal_path, line))?;
+        host.time(|| append_jsonl(&journal_path, line))?;
         bar.inc(1);
         Ok(())
     });
@@ -454,23 +453,6 @@ fn read_journal(path: &Path) -> Result<HashMap<(String, u32), Output>, PipelineE
         }
     }
     Ok(done)
-}
-
-/// Appends one journal line in a single write.
-fn append_line(path: &Path, line: &JournalLine) -> Result<(), PipelineError> {
-    let mut bytes = serde_json::to_vec(line).map_err(|e| PipelineError::RunFile {
-        path: path.to_path_buf(),
-        line: 0,
-        message: e.to_string(),
-    })?;
-    bytes.push(b'\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| PipelineError::io(path, e))?;
-    file.write_all(&bytes)
-        .map_err(|e| PipelineError::io(path, e))
 }
 
 /// Runs the reload command for iteration `iteration`'s policy; its output goes to

@@ -25,35 +25,16 @@ ponder=${PONDER_BIN:-$root/target/release/ponder}
 args=${LLAMA_SERVER_ARGS:--c 4096 -np 4 -t 2}
 mkdir -p "$state"
 
-stop() {
-  if [ -s "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    # The whole process group, anything the server started included.
-    if kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; then
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/pid"
-  fi
-}
+# shellcheck source=scripts/policy-server-lib.sh
+. "$root/scripts/policy-server-lib.sh"
 
 start() {
   local model=$1 port=$2
   [ -x "$server" ] || { echo "llama-server not found at $server (run scripts/llama-server.sh)" >&2; exit 1; }
   [ -f "$model" ] || { echo "model $model not found" >&2; exit 1; }
   # shellcheck disable=SC2086 # LLAMA_SERVER_ARGS is a list of flags
-  # its own process group (setsid), so that stop ends every process it starts
-  setsid nohup "$server" -m "$model" --host 127.0.0.1 --port "$port" $args \
-    >>"$state/server.log" 2>&1 </dev/null &
-  echo $! > "$state/pid"
-  echo "llama-server (pid $!) serving $model on port $port; log: $state/server.log" >&2
-}
-
-port_of() {
-  # http://host:PORT/v1 -> PORT
-  local url=$1 rest
-  rest=${url#*://}; rest=${rest%%/*}
-  case $rest in *:*) echo "${rest##*:}" ;; *) echo 80 ;; esac
+  launch "llama-server serving $model on port $port" \
+    "$server" -m "$model" --host 127.0.0.1 --port "$port" $args
 }
 
 case ${1:-reload} in

@@ -23,33 +23,15 @@ vllm=${VLLM:-vllm}
 args=${VLLM_ARGS:---dtype float32 --max-model-len 2048}
 mkdir -p "$state"
 
-stop() {
-  if [ -s "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    # The whole process group: vLLM's engine processes outlive a killed API server otherwise.
-    if kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; then
-      for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/pid"
-  fi
-}
+# shellcheck source=scripts/policy-server-lib.sh
+. "$root/scripts/policy-server-lib.sh"
 
 start() {
   local model=$1 port=$2
   [ -d "$model" ] || { echo "vLLM serves Hugging Face directories; $model is not one" >&2; exit 1; }
   # shellcheck disable=SC2086 # VLLM_ARGS is a list of flags
-  # its own process group (setsid), so that stop ends every process it starts
-  setsid nohup "$vllm" serve "$model" --served-model-name policy --host 127.0.0.1 --port "$port" $args \
-    >>"$state/server.log" 2>&1 </dev/null &
-  echo $! > "$state/pid"
-  echo "vLLM (pid $!) serving $model on port $port; log: $state/server.log" >&2
-}
-
-port_of() {
-  local url=$1 rest
-  rest=${url#*://}; rest=${rest%%/*}
-  case $rest in *:*) echo "${rest##*:}" ;; *) echo 80 ;; esac
+  launch "vLLM serving $model on port $port" \
+    "$vllm" serve "$model" --served-model-name policy --host 127.0.0.1 --port "$port" $args
 }
 
 case ${1:-reload} in

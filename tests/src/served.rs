@@ -1,11 +1,15 @@
 //! Servers for the served-model tests: where llama.cpp's `llama-server` is, a free loopback
-//! port, and tiny HTTP servers that misbehave on purpose (stall, garbage, overload).
+//! port, real servers started for a test's lifetime, and tiny HTTP servers that misbehave on
+//! purpose (stall, garbage, overload).
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::root;
 
@@ -101,4 +105,88 @@ pub fn respond(stream: &mut TcpStream, status: &str, body: &str) {
          Connection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// A server a test started: it lives as long as the test process, run under a shell that waits
+/// on a pipe from this process and kills the server when the pipe closes (however the test
+/// process ended).
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _child: Child,
+    _lifeline: ChildStdin,
+}
+
+/// Starts `program` with `args` and `envs` on loopback port `port` (the arguments say so), its
+/// output in `target/tmp/NAME-PORT.log`, and waits until `GET health` answers 200; panics with
+/// the log when it exits first or is not up within `timeout`.
+pub fn start_test_server(
+    name: &str,
+    program: &Path,
+    args: &[OsString],
+    envs: &[(OsString, OsString)],
+    port: u16,
+    health: &str,
+    timeout: Duration,
+) -> TestServer {
+    let log = root().join(format!("target/tmp/{name}-{port}.log"));
+    std::fs::create_dir_all(log.parent().expect("a parent")).expect("target/tmp");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            r#""$0" "$@" & server=$!; cat >/dev/null; kill $server; wait $server"#,
+        ])
+        .arg(program)
+        .args(args)
+        .envs(envs.iter().map(|(key, value)| (key, value)))
+        .stdin(Stdio::piped())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    let lifeline = child.stdin.take().expect("piped stdin");
+    let started = Instant::now();
+    let address = format!("127.0.0.1:{port}");
+    loop {
+        if http_get_status(&address, health) == Some(200) {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{name} exited ({status}) before it was ready:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{name} not ready after {} s:\n{}",
+            timeout.as_secs(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "{name} ready at {address} after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    TestServer {
+        base: format!("http://{address}"),
+        _child: child,
+        _lifeline: lifeline,
+    }
+}
+
+/// The status of `GET path` on `address`, `None` when nothing answers.
+pub fn http_get_status(address: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

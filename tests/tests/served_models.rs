@@ -7,16 +7,18 @@
 //!
 //! Without the binary these tests skip, except under CI (`CI=true`), where they fail.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsString;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ponder_e2e::served::{
-    fake_server, free_port, llama_server_binary, read_request_and_body, respond,
+    TestServer, fake_server, free_port, llama_server_binary, read_request_and_body, respond,
+    start_test_server,
 };
 use ponder_e2e::{Outcome, plugin, ponder_binary, root};
 use ponder_manifest::ServedModel;
@@ -28,88 +30,31 @@ use ponder_served::ServedClient;
 
 const INPUT: &str = r#"{"instruction": [{"role": "user", "content": "What is the capital of France?"}], "responses": ["The capital of France is Paris.", "I like turtles.", "Paris."]}"#;
 
-/// A running llama-server. It lives as long as the test process: it is started under a shell
-/// that waits on a pipe from this process and kills the server when the pipe closes (the test
-/// process ended, however it ended).
-struct LlamaServer {
-    base: String,
-    _child: Child,
-    _lifeline: ChildStdin,
-}
-
 /// The shared llama-server serving the embedded model, started on first use; `None` when the
 /// binary is not built (outside CI).
-fn llama_server() -> Option<&'static LlamaServer> {
-    static SERVER: OnceLock<Option<LlamaServer>> = OnceLock::new();
+fn llama_server() -> Option<&'static TestServer> {
+    static SERVER: OnceLock<Option<TestServer>> = OnceLock::new();
     SERVER
-        .get_or_init(|| llama_server_binary().map(|binary| start_llama_server(&binary)))
+        .get_or_init(|| {
+            llama_server_binary().map(|binary| {
+                let model = ponder_test_support::embedded_model_path();
+                let port = free_port();
+                let mut args: Vec<OsString> = vec!["-m".into(), model.into_os_string()];
+                let flags = ["--host", "127.0.0.1", "-c", "4096", "-np", "4", "-t", "2"];
+                args.extend(flags.map(OsString::from));
+                args.extend(["--port".into(), port.to_string().into()]);
+                start_test_server(
+                    "llama-server",
+                    &binary,
+                    &args,
+                    &[],
+                    port,
+                    "/health",
+                    Duration::from_secs(300),
+                )
+            })
+        })
         .as_ref()
-}
-
-fn start_llama_server(binary: &Path) -> LlamaServer {
-    let model = ponder_test_support::embedded_model_path();
-    let port = free_port();
-    let log = root().join(format!("target/tmp/llama-server-{port}.log"));
-    std::fs::create_dir_all(log.parent().expect("a parent")).expect("target/tmp");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            r#""$0" "$@" & server=$!; cat >/dev/null; kill $server; wait $server"#,
-        ])
-        .arg(binary)
-        .arg("-m")
-        .arg(&model)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["-c", "4096", "-np", "4", "-t", "2"])
-        .stdin(Stdio::piped())
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("starting llama-server");
-    let lifeline = child.stdin.take().expect("piped stdin");
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        if http_get_status(&format!("127.0.0.1:{port}"), "/health") == Some(200) {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "llama-server exited ({status}) before it was ready:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "llama-server not healthy after 300 s:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    eprintln!(
-        "llama-server ready at {base} after {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    LlamaServer {
-        base,
-        _child: child,
-        _lifeline: lifeline,
-    }
-}
-
-/// The status of `GET path` on `address`, `None` when nothing answers.
-fn http_get_status(address: &str, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn served(url: &str) -> ServedModel {
@@ -320,7 +265,7 @@ fn choice_logprobs_and_reward_are_unsupported_on_a_served_model() {
 
 /// A loopback proxy in front of llama-server that counts the chat completions it passes on
 /// and the ones the server answered with 200; returns its base URL and the two counts.
-fn counting_proxy(server: &'static LlamaServer) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+fn counting_proxy(server: &'static TestServer) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     let upstream = server

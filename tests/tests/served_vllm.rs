@@ -27,15 +27,14 @@
 //! derivative in each total is p_j (r_j − score), whose absolute values sum to at most 9, so it
 //! moves by at most 9 × the largest total's error: [`SCORE_TOLERANCE`].
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ponder_e2e::served::free_port;
+use ponder_e2e::served::{TestServer, free_port, start_test_server};
 use ponder_e2e::{Outcome, plugin, ponder_binary, root};
 use ponder_manifest::ServedModel;
 use ponder_plugin_runtime::capability::{ChoiceRequest, Message, ModelBudget};
@@ -70,12 +69,10 @@ class ChoiceProbe(pp.Judge):
         return [[float(x) for x in row] for row in models.choice_logprobs("judge", batch)]
 "#;
 
-/// A running vLLM server. It lives as long as the test process: it is started under a shell that
-/// waits on a pipe from this process and kills the server when the pipe closes.
+/// The running vLLM server (living as long as the test process) and its `/v1` URL.
 struct Vllm {
     url: String,
-    _child: Child,
-    _lifeline: ChildStdin,
+    _server: TestServer,
 }
 
 /// `PONDER_VLLM` and `PONDER_VLLM_MODEL`, or `None` (skip) when either is not set.
@@ -116,24 +113,14 @@ fn vllm() -> Option<&'static Vllm> {
 
 fn start_vllm(executable: &Path, model: &Path) -> Vllm {
     let port = free_port();
-    let log = root().join(format!("target/tmp/vllm-{port}.log"));
-    std::fs::create_dir_all(log.parent().expect("a parent")).expect("target/tmp");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let mut command = Command::new("sh");
-    command
-        .args([
-            "-c",
-            r#""$0" "$@" & server=$!; cat >/dev/null; kill $server; wait $server"#,
-        ])
-        .arg(executable)
-        .arg("serve")
-        .arg(model)
-        .args(["--served-model-name", SERVED_NAME])
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--dtype", "float32", "--max-model-len", "2048"])
-        .env("HF_HUB_OFFLINE", "1");
+    let mut args: Vec<OsString> = vec!["serve".into(), model.as_os_str().to_os_string()];
+    let flags = ["--served-model-name", SERVED_NAME, "--host", "127.0.0.1"];
+    args.extend(flags.map(OsString::from));
+    args.extend(["--port".into(), port.to_string().into()]);
+    args.extend(["--dtype", "float32", "--max-model-len", "2048"].map(OsString::from));
+    let mut envs: Vec<(OsString, OsString)> = vec![("HF_HUB_OFFLINE".into(), "1".into())];
     if std::env::var_os("VLLM_CPU_KVCACHE_SPACE").is_none() {
-        command.env("VLLM_CPU_KVCACHE_SPACE", "1");
+        envs.push(("VLLM_CPU_KVCACHE_SPACE".into(), "1".into()));
     }
     // The executable's own directory first on PATH, as an activated virtual environment has it.
     if let Some(bin) = executable.parent() {
@@ -142,57 +129,21 @@ fn start_vllm(executable: &Path, model: &Path) -> Vllm {
             std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path)),
         )
         .expect("PATH");
-        command.env("PATH", joined);
+        envs.push(("PATH".into(), joined));
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("starting vllm");
-    let lifeline = child.stdin.take().expect("piped stdin");
-    let started = Instant::now();
-    loop {
-        if http_get_status(&format!("127.0.0.1:{port}"), "/v1/models") == Some(200) {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "vllm exited ({status}) before it was ready:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "vllm not ready after 600 s:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let url = format!("http://127.0.0.1:{port}/v1");
-    eprintln!(
-        "vllm ready at {url} after {:.1} s",
-        started.elapsed().as_secs_f64()
+    let server = start_test_server(
+        "vllm",
+        executable,
+        &args,
+        &envs,
+        port,
+        "/v1/models",
+        Duration::from_secs(600),
     );
     Vllm {
-        url,
-        _child: child,
-        _lifeline: lifeline,
+        url: format!("{}/v1", server.base),
+        _server: server,
     }
-}
-
-/// The status of `GET path` on `address`, `None` when nothing answers.
-fn http_get_status(address: &str, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn served(url: &str) -> ServedModel {

@@ -73,6 +73,16 @@ impl Drop for PolicyServer {
     }
 }
 
+/// The llama-server binary, a run's directory and the policy server started in it on a free
+/// port; `None` (skip) without the binary.
+fn started_server() -> Option<(PathBuf, tempfile::TempDir, PolicyServer, u16)> {
+    let binary = llama_server_binary()?;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let server = PolicyServer::start(&binary, &dir.path().join("llama"), port);
+    Some((binary, dir, server, port))
+}
+
 /// A manifest sampling on the engine at `url` (the embedded model is the policy).
 fn manifest(
     dir: &Path,
@@ -211,12 +221,9 @@ fn check_samples(samples: &Path, instructions: usize) {
 
 #[test]
 fn two_iterations_sample_on_llama_server_and_the_second_on_the_trained_policy() {
-    let Some(binary) = llama_server_binary() else {
+    let Some((_, dir, server, port)) = started_server() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let server = PolicyServer::start(&binary, &dir.path().join("llama"), port);
     let url = format!("http://127.0.0.1:{port}/v1");
     let manifest = manifest(dir.path(), &url, 2, 3, "retries = 1\nconcurrency = 4");
     let outcome = train(&manifest, &server);
@@ -269,12 +276,9 @@ fn two_iterations_sample_on_llama_server_and_the_second_on_the_trained_policy() 
 
 #[test]
 fn a_server_killed_mid_phase_stops_the_run_and_the_rerun_keeps_every_finished_sample() {
-    let Some(binary) = llama_server_binary() else {
+    let Some((binary, dir, server, port)) = started_server() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let server = PolicyServer::start(&binary, &dir.path().join("llama"), port);
     let url = format!("http://127.0.0.1:{port}/v1");
     let manifest = manifest(dir.path(), &url, 1, 6, "retries = 1\nconcurrency = 2");
     let journal = dir.path().join("run/iter-1/samples.served.jsonl");
@@ -408,12 +412,9 @@ fn garbage_and_silence_from_the_engine_are_errors_and_no_sample_is_made_up() {
 
 #[test]
 fn ponder_eval_generates_on_the_engine() {
-    let Some(binary) = llama_server_binary() else {
+    let Some((_, dir, _server, port)) = started_server() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let _server = PolicyServer::start(&binary, &dir.path().join("llama"), port);
     let url = format!("http://127.0.0.1:{port}/v1");
     let models = dir.path().join("models.toml");
     std::fs::write(

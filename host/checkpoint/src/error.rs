@@ -110,7 +110,8 @@ impl CheckpointError {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         CheckpointError::Io {
             path: path.into(),
             error,

@@ -30,4 +30,4 @@ pub use error::CheckpointError;
 pub use safetensors_io::{read_hf_weights, read_safetensors_file, write_safetensors_f32};
 pub use tensor::{HostTensor, Weights};
 pub use tokenizer::{SpecialTokens, Tokenizer};
-pub use writer::{remove_write_leftovers, save_hf_dir};
+pub use writer::{remove_write_leftovers, save_hf_dir, save_hf_dir_with};

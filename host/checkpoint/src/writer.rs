@@ -26,6 +26,24 @@ pub fn save_hf_dir(
     tokenizer: &Tokenizer,
     chat_template: Option<&ChatTemplate>,
 ) -> Result<(), CheckpointError> {
+    save_hf_dir_with(dir, config, weights, tokenizer, chat_template, |_| Ok(()))
+}
+
+/// [`save_hf_dir`], with `extra` writing more files into the directory before it is renamed
+/// into place (a LoRA adapter beside the merged weights), so that they appear together or not
+/// at all.
+///
+/// # Errors
+///
+/// As [`save_hf_dir`], and any error of `extra`.
+pub fn save_hf_dir_with(
+    dir: &Path,
+    config: &ModelConfig,
+    weights: &Weights,
+    tokenizer: &Tokenizer,
+    chat_template: Option<&ChatTemplate>,
+    extra: impl FnOnce(&Path) -> Result<(), CheckpointError>,
+) -> Result<(), CheckpointError> {
     validate_shapes(config, weights).map_err(|e| e.in_file(dir))?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -41,7 +59,8 @@ pub fn save_hf_dir(
     let stamp = unique_stamp();
     let tmp = parent.join(format!(".{name}.tmp-{stamp}"));
     std::fs::create_dir(&tmp).map_err(|e| CheckpointError::io(&tmp, e))?;
-    let written = write_files(&tmp, config, weights, tokenizer, chat_template);
+    let written =
+        write_files(&tmp, config, weights, tokenizer, chat_template).and_then(|()| extra(&tmp));
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);

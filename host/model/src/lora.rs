@@ -8,6 +8,7 @@
 //! merges them (`W' = W + s·B·A`, see [`crate::HfLinear::merged_weight`]).
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use burn::module::{Module, Param};
@@ -360,6 +361,138 @@ impl CausalLm {
     }
 }
 
+/// The PEFT adapter directory's configuration file.
+pub const PEFT_CONFIG_FILE: &str = "adapter_config.json";
+/// The PEFT adapter directory's weights file.
+pub const PEFT_WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// What PEFT's `PeftModelForCausalLM` puts before the base model's parameter names.
+const PEFT_PREFIX: &str = "base_model.model.";
+
+/// Writes `weights` (as [`CausalLm::lora_weights`] names them) as a PEFT LoRA adapter directory
+/// in `dir` (created if missing): `adapter_config.json` and `adapter_model.safetensors` (f32,
+/// PEFT's `base_model.model.` names). PEFT's `PeftModel.from_pretrained` and vLLM's LoRA
+/// loading read it over the base model the adapter was trained on.
+///
+/// # Errors
+///
+/// [`ponder_checkpoint::CheckpointError`] when a file cannot be written.
+pub fn write_peft_adapter(
+    dir: &Path,
+    config: &LoraConfig,
+    weights: &Weights,
+) -> Result<(), ponder_checkpoint::CheckpointError> {
+    use ponder_checkpoint::CheckpointError;
+    std::fs::create_dir_all(dir).map_err(|e| CheckpointError::io(dir, e))?;
+    let mut named = Weights::new();
+    for (name, tensor) in weights.iter() {
+        named.insert(format!("{PEFT_PREFIX}{name}"), tensor.clone());
+    }
+    ponder_checkpoint::write_safetensors_f32(&dir.join(PEFT_WEIGHTS_FILE), &named)?;
+    let peft_config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": config.rank,
+        "lora_alpha": config.alpha,
+        "target_modules": config.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "use_rslora": false,
+        "use_dora": false,
+        "inference_mode": true,
+        "modules_to_save": null,
+        "base_model_name_or_path": null,
+    });
+    let path = dir.join(PEFT_CONFIG_FILE);
+    let text = serde_json::to_vec_pretty(&peft_config).map_err(|e| CheckpointError::Json {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&path, text).map_err(|e| CheckpointError::io(&path, e))
+}
+
+/// Reads a PEFT LoRA adapter directory: its settings and its factors under the names
+/// [`CausalLm::with_lora_weights`] takes. Only what ponder trains is accepted: plain LoRA
+/// (no rsLoRA, DoRA, bias or extra modules) with one rank and alpha for every target.
+///
+/// # Errors
+///
+/// [`ponder_checkpoint::CheckpointError`] for a missing or unreadable file, or settings ponder
+/// does not implement (named).
+pub fn read_peft_adapter(
+    dir: &Path,
+) -> Result<(LoraConfig, Weights), ponder_checkpoint::CheckpointError> {
+    use ponder_checkpoint::CheckpointError;
+    let path = dir.join(PEFT_CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::io(&path, e))?;
+    let bad = |message: String| CheckpointError::Json {
+        path: path.clone(),
+        message,
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let field = |key: &str| json.get(key).filter(|v| !v.is_null());
+    if let Some(kind) = field("peft_type").and_then(serde_json::Value::as_str)
+        && kind != "LORA"
+    {
+        return Err(bad(format!(
+            "peft_type {kind:?}: only LORA adapters are read"
+        )));
+    }
+    for flag in ["use_rslora", "use_dora"] {
+        if field(flag).and_then(serde_json::Value::as_bool) == Some(true) {
+            return Err(bad(format!(
+                "{flag} = true is not supported (plain LoRA only)"
+            )));
+        }
+    }
+    if let Some(bias) = field("bias").and_then(serde_json::Value::as_str)
+        && bias != "none"
+    {
+        return Err(bad(format!(
+            "bias {bias:?} is not supported (\"none\" only)"
+        )));
+    }
+    for per_module in ["rank_pattern", "alpha_pattern"] {
+        if field(per_module)
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|map| !map.is_empty())
+        {
+            return Err(bad(format!(
+                "{per_module} is not supported (one rank and alpha)"
+            )));
+        }
+    }
+    let rank = field("r")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|r| usize::try_from(r).ok())
+        .ok_or_else(|| bad("`r` must be a positive integer".to_string()))?;
+    let alpha = field("lora_alpha")
+        .and_then(serde_json::Value::as_f64)
+        .ok_or_else(|| bad("`lora_alpha` must be a number".to_string()))?;
+    let targets = field("target_modules")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| bad("`target_modules` must be a list of module names".to_string()))?
+        .iter()
+        .map(|name| name.as_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",");
+    let targets = LoraTarget::parse_list(&targets).map_err(|e| bad(e.to_string()))?;
+    let config = LoraConfig {
+        rank,
+        alpha,
+        targets,
+    };
+    config.validate().map_err(|e| bad(e.to_string()))?;
+    let mut named = Weights::new();
+    ponder_checkpoint::read_safetensors_file(&dir.join(PEFT_WEIGHTS_FILE), &mut named)?;
+    let mut weights = Weights::new();
+    for (name, tensor) in named.iter() {
+        let plain = name.strip_prefix(PEFT_PREFIX).unwrap_or(name);
+        weights.insert(plain.to_string(), tensor.clone());
+    }
+    Ok((config, weights))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +524,100 @@ mod tests {
         assert!(LoraConfig::new(0).validate().is_err());
         let json = serde_json::to_string(&config).unwrap();
         assert!(json.contains("\"gate_proj\""), "{json}");
+    }
+
+    fn factors(config: &LoraConfig) -> Weights {
+        let mut weights = Weights::new();
+        for target in &config.targets {
+            let name = format!("model.layers.0.{}", target.module_path());
+            let a = HostTensor::new(
+                vec![config.rank, 3],
+                (0..config.rank * 3).map(|i| i as f32 * 0.5).collect(),
+            );
+            let b = HostTensor::new(
+                vec![2, config.rank],
+                (0..2 * config.rank).map(|i| -(i as f32)).collect(),
+            );
+            weights.insert(format!("{name}.lora_A.weight"), a.unwrap());
+            weights.insert(format!("{name}.lora_B.weight"), b.unwrap());
+        }
+        weights
+    }
+
+    #[test]
+    fn a_peft_adapter_round_trips_under_peft_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LoraConfig {
+            rank: 2,
+            alpha: 5.0,
+            targets: vec![LoraTarget::QProj, LoraTarget::DownProj],
+        };
+        let weights = factors(&config);
+        write_peft_adapter(dir.path(), &config, &weights).unwrap();
+        let mut stored = Weights::new();
+        ponder_checkpoint::read_safetensors_file(&dir.path().join(PEFT_WEIGHTS_FILE), &mut stored)
+            .unwrap();
+        let names: Vec<&str> = stored.names().collect();
+        assert!(
+            names.contains(&"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"),
+            "{names:?}"
+        );
+        assert!(names.contains(&"base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"));
+        let text = std::fs::read_to_string(dir.path().join(PEFT_CONFIG_FILE)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["peft_type"], "LORA");
+        assert_eq!(json["r"], 2);
+        assert_eq!(json["lora_alpha"], 5.0);
+        assert_eq!(
+            json["target_modules"],
+            serde_json::json!(["q_proj", "down_proj"])
+        );
+
+        let (read_config, read) = read_peft_adapter(dir.path()).unwrap();
+        assert_eq!(read_config, config);
+        assert_eq!(read.len(), weights.len());
+        for (name, tensor) in weights.iter() {
+            assert_eq!(read.get(name), Some(tensor), "{name}");
+        }
+    }
+
+    #[test]
+    fn peft_settings_ponder_does_not_implement_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LoraConfig::new(2);
+        write_peft_adapter(dir.path(), &config, &factors(&config)).unwrap();
+        let path = dir.path().join(PEFT_CONFIG_FILE);
+        let original: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for (key, value, needle) in [
+            ("use_rslora", serde_json::json!(true), "use_rslora"),
+            ("use_dora", serde_json::json!(true), "use_dora"),
+            ("bias", serde_json::json!("all"), "bias"),
+            (
+                "rank_pattern",
+                serde_json::json!({"q_proj": 4}),
+                "rank_pattern",
+            ),
+            ("peft_type", serde_json::json!("IA3"), "IA3"),
+            (
+                "target_modules",
+                serde_json::json!("all-linear"),
+                "target_modules",
+            ),
+            (
+                "target_modules",
+                serde_json::json!(["qkv_proj"]),
+                "qkv_proj",
+            ),
+            ("r", serde_json::json!(0), "rank"),
+        ] {
+            let mut edited = original.clone();
+            edited[key] = value;
+            std::fs::write(&path, edited.to_string()).unwrap();
+            let error = read_peft_adapter(dir.path()).unwrap_err().to_string();
+            assert!(error.contains(needle), "{key}: {error}");
+            assert!(error.contains(PEFT_CONFIG_FILE), "{key}: {error}");
+        }
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! once per run (and cached on disk); the policy is trained with a DPO-family loss
 //! ([`loss`]), AdamW with PyTorch's defaults and global-norm clipping ([`optim`]), warm-up and
 //! decay ([`schedule`]), gradient accumulation and seeded shuffles ([`data`]); every weight is
-//! trained, or only LoRA adapters on a frozen model ([`DpoConfig::lora`]). Checkpoints are
-//! Hugging Face directories written through `ponder_checkpoint::save_hf_dir`; runs resume from
-//! the newest complete checkpoint.
+//! trained, or only LoRA adapters on a frozen model ([`DpoConfig::lora`]; saved merged, and
+//! unmerged as a PEFT adapter in the model's `adapter/` directory, which a later run can start
+//! from: [`DpoJob::adapter`]). Checkpoints are Hugging Face directories written through
+//! `ponder_checkpoint::save_hf_dir`; runs resume from the newest complete checkpoint.
 //!
 //! The crate is split by concern: [`config`] (what shapes a run, validated), the run directory
 //! (state files, checkpoints, saved models), [`evaluate`] (validation without gradients),
@@ -35,5 +36,6 @@ pub use loss::{LossConfig, LossKind, LossOutput, PairLogps, preference_loss};
 pub use model::TrainableModel;
 pub use optim::{AdamW, AdamWConfig, GradientAccumulator};
 pub use ponder_model::{LoraConfig, LoraTarget};
+pub use run_dir::ADAPTER_DIR;
 pub use schedule::{Schedule, ScheduleKind};
 pub use train::{DpoJob, DpoOutcome, EvalHook, train_dpo};

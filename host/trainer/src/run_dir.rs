@@ -7,7 +7,8 @@
 //!   metrics.jsonl                 one record per optimiser step
 //!   checkpoints/step-NNNNNN/      the newest resumable checkpoint: model/, optimizer.safetensors,
 //!                                 adapter.safetensors (LoRA), trainer_state.json (written last)
-//!   model/                        the final model; best/ the best by the eval hook
+//!   model/                        the final model; best/ the best by the eval hook (with LoRA,
+//!                                 each holds adapter/: the factors as a PEFT adapter)
 //!   trainer_state.json            written when the run completed
 //! ```
 
@@ -160,20 +161,23 @@ impl<'a> RunDir<'a> {
     }
 
     /// The model and optimiser from the newest complete checkpoint of `run_key`, or fresh ones
-    /// (`policy`, with new LoRA adapters when configured) on `train_device`.
+    /// (`policy`, with LoRA adapters when configured: `adapter`'s factors, else new ones) on
+    /// `train_device`.
     pub(crate) fn start<M: TrainableModel>(
         &self,
         run_key: &str,
         policy: &Checkpoint,
+        adapter: Option<&Weights>,
         config: &DpoConfig,
         train_device: &Device,
         optimizer_device: &Device,
     ) -> Result<Start<M>, TrainError> {
         let Some((dir, state)) = self.latest_checkpoint(run_key) else {
             let model = M::from_checkpoint(policy, train_device)?;
-            let model = match &config.lora {
-                Some(lora) => model.with_lora(lora, config.seed)?,
-                None => model,
+            let model = match (&config.lora, adapter) {
+                (Some(lora), Some(adapter)) => model.with_lora_weights(lora, adapter)?,
+                (Some(lora), None) => model.with_lora(lora, config.seed)?,
+                (None, _) => model,
             };
             return Ok(Start {
                 model,
@@ -218,7 +222,8 @@ impl<'a> RunDir<'a> {
     ) -> Result<(), TrainError> {
         let dir = self.checkpoint_dir(state.step);
         std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-        save_model(model, template, &dir.join("model"))?;
+        // the factors go to ADAPTER_FILE below, with the optimiser state they belong to
+        save_model(model, template, None, &dir.join("model"))?;
         if state.lora.is_some() {
             ponder_checkpoint::write_safetensors_f32(
                 &dir.join(ADAPTER_FILE),
@@ -245,7 +250,7 @@ impl<'a> RunDir<'a> {
         template: &Checkpoint,
         state: TrainerState,
     ) -> Result<(), TrainError> {
-        save_model(model, template, &self.model_dir())?;
+        save_model(model, template, state.lora.as_ref(), &self.model_dir())?;
         write_state(&self.final_state(), &state)?;
         let checkpoints = self.checkpoints();
         if checkpoints.is_dir() {
@@ -282,23 +287,38 @@ fn write_state(path: &Path, state: &TrainerState) -> Result<(), TrainError> {
     crate::io::write_atomic(path, &text)
 }
 
+/// The PEFT adapter directory inside a saved model directory of a LoRA run.
+pub const ADAPTER_DIR: &str = "adapter";
+
 /// Saves `model` as a Hugging Face directory at `dir` (replacing it), with the tokenizer and chat
-/// template of `template`.
+/// template of `template`; with `lora`, its adapters also unmerged as a PEFT adapter directory
+/// `dir/adapter/` (written with the rest, atomically).
 pub(crate) fn save_model<M: TrainableModel>(
     model: &M,
     template: &Checkpoint,
+    lora: Option<&LoraConfig>,
     dir: &Path,
 ) -> Result<(), TrainError> {
     let weights = model.to_weights()?;
+    let adapter = match lora {
+        Some(lora) => Some((lora, model.lora_weights()?)),
+        None => None,
+    };
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     }
-    ponder_checkpoint::save_hf_dir(
+    ponder_checkpoint::save_hf_dir_with(
         dir,
         &template.config,
         &weights,
         &template.tokenizer,
         template.chat_template.as_ref(),
+        |written| match &adapter {
+            Some((lora, factors)) => {
+                ponder_model::lora::write_peft_adapter(&written.join(ADAPTER_DIR), lora, factors)
+            }
+            None => Ok(()),
+        },
     )?;
     Ok(())
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use ponder_checkpoint::Checkpoint;
+use ponder_checkpoint::{Checkpoint, Weights};
+use ponder_model::LoraConfig;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::{BatchSizeConfig, DpoConfig};
@@ -53,6 +54,11 @@ pub struct DpoJob<'a> {
     pub out_dir: &'a Path,
     /// Device to train on (plain; autodiff is derived from it).
     pub device: Device,
+    /// LoRA factors to start from instead of fresh ones (unmerged, named as
+    /// [`TrainableModel::lora_weights`] names them): an adapter trained further over the same
+    /// frozen `policy`, as iterative DPO does (with `reference` the model it merges into). Needs
+    /// [`DpoConfig::lora`].
+    pub adapter: Option<&'a Weights>,
 }
 
 /// What a finished run leaves behind.
@@ -390,6 +396,7 @@ fn evaluate_and_keep_best<M: TrainableModel>(
     step: u64,
     best_metric: &mut Option<f64>,
     policy: &Checkpoint,
+    lora: Option<&LoraConfig>,
     best_dir: &Path,
 ) -> Result<f64, TrainError> {
     let value = hook.evaluate(model, step)?;
@@ -402,7 +409,7 @@ fn evaluate_and_keep_best<M: TrainableModel>(
     });
     if improved {
         *best_metric = Some(value);
-        save_model(model, policy, best_dir)?;
+        save_model(model, policy, lora, best_dir)?;
     }
     Ok(value)
 }
@@ -435,7 +442,20 @@ pub fn train_dpo<M: TrainableModel>(
         &job.device,
         config.progress,
     )?;
-    let key = config.run_key(&reference_key)?;
+    if job.adapter.is_some() && config.lora.is_none() {
+        return Err(TrainError::Config(
+            "a starting LoRA adapter was given, but the configuration trains no LoRA".to_string(),
+        ));
+    }
+    // What the run starts from beyond its reference: another policy, a starting adapter.
+    let mut start_key = reference_key;
+    if job.reference.is_some() {
+        start_key = format!("{start_key}:policy {}", hash_weights(&job.policy.weights));
+    }
+    if let Some(adapter) = job.adapter {
+        start_key = format!("{start_key}:adapter {}", hash_weights(adapter));
+    }
+    let key = config.run_key(&start_key)?;
     run_dir.check_lora_matches(&config.lora)?;
     if let Some(outcome) = run_dir.completed(&key) {
         return Ok(outcome);
@@ -467,7 +487,14 @@ pub fn train_dpo<M: TrainableModel>(
         step: start_step,
         mut best_metric,
         mut last,
-    } = run_dir.start::<M>(&key, job.policy, config, &run.train_device, &job.device)?;
+    } = run_dir.start::<M>(
+        &key,
+        job.policy,
+        job.adapter,
+        config,
+        &run.train_device,
+        &job.device,
+    )?;
 
     let mut metrics = MetricsWriter::open(&run_dir.path().join("metrics.jsonl"), start_step)?;
     let progress =
@@ -513,6 +540,7 @@ pub fn train_dpo<M: TrainableModel>(
                 step,
                 &mut best_metric,
                 job.policy,
+                config.lora.as_ref(),
                 &best_dir,
             )?);
         }

@@ -99,6 +99,7 @@ fn training_raises_reward_margin_and_accuracy() {
         pairs: &rows,
         out_dir: out.path(),
         device: common::device(),
+        adapter: None,
     };
     let outcome = train_dpo::<CausalLm>(&job, &config(4), None).expect("training runs");
     assert_eq!(outcome.steps, 8);
@@ -160,6 +161,7 @@ fn saved_checkpoint_loads_back_to_the_same_logits() {
         pairs: &rows,
         out_dir: out.path(),
         device: common::device(),
+        adapter: None,
     };
     let outcome = train_dpo::<CausalLm>(&job, &config(1), None).expect("training runs");
     let reloaded = Checkpoint::load(&outcome.model_dir).expect("saved model loads");
@@ -231,6 +233,7 @@ fn job<'a>(
         pairs: rows,
         out_dir: dir,
         device: common::device(),
+        adapter: None,
     }
 }
 
@@ -331,6 +334,7 @@ fn a_nan_loss_stops_before_anything_is_written() {
         pairs: &rows,
         out_dir: out.path(),
         device: common::device(),
+        adapter: None,
     };
     let error = train_dpo::<CausalLm>(&job, &config(1), None).expect_err("diverges");
     let message = error.to_string();
@@ -530,6 +534,7 @@ fn lora_training_raises_reward_margin_and_accuracy() {
         pairs: &rows,
         out_dir: out.path(),
         device: common::device(),
+        adapter: None,
     };
     let mut config = config(4);
     config.optimizer.lr = 1e-2;

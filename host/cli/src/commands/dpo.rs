@@ -276,6 +276,7 @@ pub fn run(args: DpoArgs) -> anyhow::Result<()> {
         pairs: &pairs,
         out_dir: &args.out,
         device,
+        adapter: None,
     };
     let outcome = train_dpo::<CausalLm>(
         &job,
@@ -431,6 +432,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
         pairs: &rows,
         out_dir: &out,
         device,
+        adapter: None,
     };
     let started = Instant::now();
     let outcome = train_dpo::<CausalLm>(&job, &config, None)?;

@@ -332,6 +332,142 @@ fn two_iterations_leave_every_artifact_and_train_on_pairs() {
     );
 }
 
+/// The tensors of a safetensors file.
+fn tensors(path: &Path) -> ponder_checkpoint::Weights {
+    let mut weights = ponder_checkpoint::Weights::new();
+    ponder_checkpoint::read_safetensors_file(path, &mut weights)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    weights
+}
+
+/// `[dpo.lora]` rank 4 (alpha 8, every projection) on the test manifest.
+const LORA: (&str, &str) = (
+    "save_every = 1\n",
+    "save_every = 1\n\n[dpo.lora]\nrank = 4\n",
+);
+
+/// The first and the last DPO step's metrics of an iteration.
+fn first_and_last_steps(run: &Path, iteration: &str) -> (serde_json::Value, serde_json::Value) {
+    let text = std::fs::read_to_string(run.join(iteration).join("dpo/metrics.jsonl"))
+        .expect("dpo metrics");
+    let steps: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    (steps[0].clone(), steps[steps.len() - 1].clone())
+}
+
+#[test]
+fn lora_carries_one_adapter_over_the_seed_model_across_iterations() {
+    let scratch = Scratch::new();
+    let manifest = scratch.write_manifest(&[LORA]);
+    assert_ok(&scratch.train(&manifest, &[]));
+    let run = scratch.run_dir();
+    let seed = tensors(&tiny_model_dir("llama").join("model.safetensors"));
+    let scale = 8.0 / 4.0;
+    let mut adapters = Vec::new();
+    for iteration in ["iter-1", "iter-2"] {
+        let model = run.join(iteration).join("model");
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(model.join("adapter/adapter_config.json"))
+                .expect("adapter_config.json"),
+        )
+        .expect("JSON");
+        assert_eq!(config["peft_type"], "LORA");
+        assert_eq!(config["r"], 4);
+        assert_eq!(config["lora_alpha"], 8.0);
+        assert_eq!(config["target_modules"].as_array().map(Vec::len), Some(7));
+        let adapter = tensors(&model.join("adapter/adapter_model.safetensors"));
+        let merged = tensors(&model.join("model.safetensors"));
+        // The iteration's model is the seed plus its adapter, which is therefore relative to
+        // the seed: what an engine serving the seed model loads.
+        let mut adapted = 0;
+        for (name, weight) in merged.iter() {
+            let Some(base) = seed.get(name) else {
+                continue;
+            };
+            let stem = name.strip_suffix(".weight").unwrap_or(name);
+            let factor =
+                |which: &str| adapter.get(&format!("base_model.model.{stem}.{which}.weight"));
+            let (Some(a), Some(b)) = (factor("lora_A"), factor("lora_B")) else {
+                assert_eq!(weight, base, "{iteration}: {name} is frozen");
+                continue;
+            };
+            let (rows, columns, rank) = (b.shape[0], a.shape[1], a.shape[0]);
+            for row in 0..rows {
+                for column in 0..columns {
+                    let delta: f64 = (0..rank)
+                        .map(|r| {
+                            f64::from(b.data[row * rank + r])
+                                * f64::from(a.data[r * columns + column])
+                        })
+                        .sum();
+                    let expected = f64::from(base.data[row * columns + column]) + scale * delta;
+                    let found = f64::from(weight.data[row * columns + column]);
+                    assert!(
+                        (found - expected).abs() < 1e-5,
+                        "{iteration}: {name}[{row}, {column}] = {found}, seed + adapter = {expected}"
+                    );
+                }
+            }
+            adapted += 1;
+        }
+        assert_eq!(
+            adapted,
+            2 * 7,
+            "{iteration}: every projection of both layers is adapted"
+        );
+        adapters.push(adapter);
+    }
+    assert_ne!(
+        adapters[0], adapters[1],
+        "iteration 2 trained the adapter further"
+    );
+    // Iteration 2 started from iteration 1's adapter: its first step's policy is its reference
+    // (M_2), so the implicit rewards start at zero, as at iteration 1; a fresh adapter would
+    // start from the seed, which iteration 1's training moved away from.
+    for iteration in ["iter-1", "iter-2"] {
+        let (first, last) = first_and_last_steps(&run, iteration);
+        for key in ["rewards/chosen", "rewards/rejected"] {
+            let reward = first[key].as_f64().expect(key);
+            assert!(reward.abs() < 1e-3, "{iteration} step 1 {key} = {reward}");
+        }
+        let moved = last["rewards/chosen"].as_f64().expect("reward").abs()
+            + last["rewards/rejected"].as_f64().expect("reward").abs();
+        assert!(
+            moved > 1e-2,
+            "{iteration}: training moved the policy ({last})"
+        );
+    }
+
+    // A bad target is named before any work.
+    let bad = Scratch::new();
+    let manifest = bad.write_manifest(&[(
+        "save_every = 1\n",
+        "save_every = 1\n\n[dpo.lora]\nrank = 4\ntargets = [\"q_proj\", \"qkv\"]\n",
+    )]);
+    assert_fails_with(&bad.train(&manifest, &[]), &["dpo.lora.targets", "qkv"]);
+    assert!(!bad.run_dir().join("iter-1").exists());
+}
+
+#[test]
+fn lora_killed_while_training_iteration_two_resumes_to_the_same_bytes() {
+    let expected = Scratch::new();
+    let manifest = expected.write_manifest(&[LORA]);
+    assert_ok(&expected.train(&manifest, &[]));
+    let scratch = Scratch::new();
+    let manifest = scratch.write_manifest(&[LORA]);
+    let killed = scratch.train_and_kill(&manifest, &|run| {
+        exists_glob(&run.join("iter-2/dpo/checkpoints"), "step-")
+    });
+    assert!(
+        killed,
+        "the run finished before iteration 2's first DPO checkpoint"
+    );
+    assert_ok(&scratch.train(&manifest, &[]));
+    assert_same_artifacts(&expected.run_dir(), &scratch.run_dir());
+}
+
 #[test]
 fn a_rerun_of_a_finished_run_changes_nothing() {
     let scratch = Scratch::new();

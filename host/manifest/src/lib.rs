@@ -286,15 +286,22 @@ pub struct SampleSection {
     pub reload: Option<EngineReload>,
 }
 
-/// `[sample.reload]`: the hook that makes the sampling engine serve a new policy.
+/// `[sample.reload]`: how the sampling engine is made to serve a new policy: a `command`, or
+/// (`lora = true`) the iteration's LoRA adapter loaded through the engine's runtime adapter API.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineReload {
     /// The program and its arguments, run in the manifest's directory with `PONDER_MODEL` (the
     /// new policy: a Hugging Face directory), `PONDER_SEED_MODEL` (`[model] path`),
     /// `PONDER_ITERATION` and `PONDER_ENGINE_URL` set; it must exit 0 once the engine serves
-    /// the new model (or is restarting with it).
+    /// the new model (or is restarting with it). Empty with `lora`.
+    #[serde(default)]
     pub command: Vec<String>,
+    /// Load the new policy's LoRA adapter (`[dpo.lora]` trains one, relative to the seed model
+    /// the engine serves) under a new name through vLLM's runtime adapter API
+    /// (`POST {url}/load_lora_adapter`), and sample with that name.
+    #[serde(default)]
+    pub lora: bool,
     /// How long ponder waits, after the command exits, for the engine to answer
     /// `GET {url}/models`.
     #[serde(default = "default_ready_timeout_s")]
@@ -354,6 +361,24 @@ pub struct DpoSection {
     /// Save a resumable DPO checkpoint every this many optimiser steps (always at epoch ends);
     /// a killed DPO phase resumes from the newest one.
     pub save_every: Option<u32>,
+    /// Train LoRA adapters on the frozen seed model instead of every weight.
+    pub lora: Option<DpoLora>,
+}
+
+/// `[dpo.lora]`: LoRA adapters instead of a full fine-tune. One adapter is carried across the
+/// iterations over the frozen seed model (iteration t continues iteration t − 1's), so each
+/// iteration's model is the seed plus one adapter: the form a served engine loads at run time.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoLora {
+    /// Rank of each adapter, ≥ 1.
+    pub rank: u32,
+    /// Scaling numerator: the update is multiplied by `alpha / rank`; default 2 × rank.
+    pub alpha: Option<f64>,
+    /// The projections that get an adapter in every layer (Hugging Face module names:
+    /// `q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`); default
+    /// all seven.
+    pub targets: Option<Vec<String>>,
 }
 
 impl Default for DpoSection {
@@ -366,6 +391,7 @@ impl Default for DpoSection {
             epochs: 1,
             batch_size: 4,
             save_every: None,
+            lora: None,
         }
     }
 }
@@ -854,9 +880,24 @@ impl Validator<'_> {
             "dpo.save_every",
             "must be at least 1 (leave it out to save at epoch ends only)",
         )?;
+        if let Some(lora) = &dpo.lora {
+            self.check(lora.rank >= 1, "dpo.lora.rank", "must be at least 1")?;
+            if let Some(alpha) = lora.alpha {
+                self.check(
+                    alpha.is_finite() && alpha > 0.0,
+                    "dpo.lora.alpha",
+                    &format!("must be finite and > 0, got {alpha}"),
+                )?;
+            }
+            self.check(
+                lora.targets.as_ref().is_none_or(|t| !t.is_empty()),
+                "dpo.lora.targets",
+                "must name at least one projection (leave it out for all seven)",
+            )?;
+        }
 
         let models = self.models(raw.models)?;
-        self.engine(&sample, &models, run.iterations)?;
+        self.engine(&sample, &models, run.iterations, dpo.lora.is_some())?;
 
         let eval = match raw.eval {
             Some(eval) => Some(self.eval(eval, &sample)?),
@@ -889,6 +930,7 @@ impl Validator<'_> {
         sample: &SampleSection,
         models: &BTreeMap<String, NamedModel>,
         iterations: u32,
+        lora: bool,
     ) -> Result<(), ManifestError> {
         let Some(name) = &sample.engine else {
             return self.check(
@@ -916,11 +958,32 @@ impl Validator<'_> {
             }
         }
         match &sample.reload {
+            Some(reload) if reload.lora => {
+                self.check(
+                    reload.command.is_empty(),
+                    "sample.reload.command",
+                    "comes without `lora = true`: the adapter is loaded by ponder, or the \
+                     command reloads the engine, not both",
+                )?;
+                self.check(
+                    lora,
+                    "sample.reload.lora",
+                    "loads each iteration's LoRA adapter, but `[dpo.lora]` is not set, so DPO \
+                     trains every weight; add `[dpo.lora]` (rank, ...) or reload with a \
+                     `command`",
+                )?;
+                self.check(
+                    reload.ready_timeout_s >= 1,
+                    "sample.reload.ready_timeout_s",
+                    "must be at least 1",
+                )
+            }
             Some(reload) => {
                 self.check(
                     !reload.command.is_empty() && !reload.command[0].is_empty(),
                     "sample.reload.command",
-                    "must name a program (`command = [\"path/to/reload.sh\"]`)",
+                    "must name a program (`command = [\"path/to/reload.sh\"]`), or set \
+                     `lora = true` to load LoRA adapters",
                 )?;
                 self.check(
                     reload.ready_timeout_s >= 1,
@@ -1434,6 +1497,66 @@ path = "models/judge"
         for (text, key) in cases {
             assert_eq!(invalid_key(&text), key, "{text}");
         }
+    }
+
+    #[test]
+    fn lora_training_and_an_adapter_reload_go_together() {
+        let served = "[models.policy]\nurl = \"http://127.0.0.1:8000/v1\"\nmodel = \"seed\"\n";
+        let lora = "[dpo.lora]\nrank = 8\n";
+        let manifest = parse(&format!(
+            "[run]\niterations = 3\n[sample]\nengine = \"policy\"\n[sample.reload]\nlora = \
+             true\n{lora}{served}"
+        ))
+        .expect("parse");
+        let reload = manifest.sample.reload.expect("reload");
+        assert!(reload.lora);
+        assert!(reload.command.is_empty());
+        let dpo_lora = manifest.dpo.lora.expect("dpo.lora");
+        assert_eq!(dpo_lora.rank, 8);
+        assert_eq!(dpo_lora.alpha, None);
+        assert_eq!(dpo_lora.targets, None);
+        let full =
+            parse("[dpo.lora]\nrank = 4\nalpha = 16.0\ntargets = [\"q_proj\", \"v_proj\"]\n")
+                .expect("parse");
+        let full = full.dpo.lora.expect("dpo.lora");
+        assert_eq!(full.alpha, Some(16.0));
+        assert_eq!(
+            full.targets.as_deref(),
+            Some(&["q_proj".into(), "v_proj".into()][..])
+        );
+        let cases = [
+            // an adapter reload needs adapters
+            (
+                format!(
+                    "[run]\niterations = 2\n[sample]\nengine = \"policy\"\n[sample.reload]\nlora = true\n{served}"
+                ),
+                "sample.reload.lora",
+            ),
+            // one way to reload
+            (
+                format!(
+                    "[sample]\nengine = \"policy\"\n[sample.reload]\nlora = true\ncommand = \
+                     [\"r\"]\n{lora}{served}"
+                ),
+                "sample.reload.command",
+            ),
+            ("[dpo.lora]\nrank = 0\n".to_string(), "dpo.lora.rank"),
+            (
+                "[dpo.lora]\nrank = 2\nalpha = -1.0\n".to_string(),
+                "dpo.lora.alpha",
+            ),
+            (
+                "[dpo.lora]\nrank = 2\ntargets = []\n".to_string(),
+                "dpo.lora.targets",
+            ),
+        ];
+        for (text, key) in cases {
+            assert_eq!(invalid_key(&text), key, "{text}");
+        }
+        assert!(
+            parse("[dpo.lora]\nalpha = 2.0\n").is_err(),
+            "rank is required"
+        );
     }
 
     #[test]

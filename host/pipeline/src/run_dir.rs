@@ -281,8 +281,9 @@ pub fn append_jsonl<T: Serialize>(path: &Path, row: &T) -> Result<(), PipelineEr
         .map_err(|e| PipelineError::io(path, e))
 }
 
-/// Makes `target` a copy of the directory `source` whose files are hard links (no data copied;
-/// falls back to a copy across file systems), atomically: `target` appears complete or not at all.
+/// Makes `target` a copy of the directory `source` (subdirectories included, such as a model's
+/// `adapter/`) whose files are hard links (no data copied; falls back to a copy across file
+/// systems), atomically: `target` appears complete or not at all.
 pub fn link_dir(source: &Path, target: &Path) -> Result<(), PipelineError> {
     let name = target
         .file_name()
@@ -295,20 +296,25 @@ pub fn link_dir(source: &Path, target: &Path) -> Result<(), PipelineError> {
     }
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     remove_path(&tmp)?;
-    std::fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
-    let entries = std::fs::read_dir(source).map_err(|e| PipelineError::io(source, e))?;
+    link_tree(source, &tmp)?;
+    std::fs::rename(&tmp, target).map_err(|e| PipelineError::io(target, e))
+}
+
+/// Fills the new directory `to` with hard links to (or copies of) the files under `from`.
+fn link_tree(from: &Path, to: &Path) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(to).map_err(|e| PipelineError::io(to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| PipelineError::io(from, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| PipelineError::io(source, e))?;
-        let from = entry.path();
-        if !from.is_file() {
-            continue;
-        }
-        let to = tmp.join(entry.file_name());
-        if std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to).map_err(|e| PipelineError::io(&to, e))?;
+        let entry = entry.map_err(|e| PipelineError::io(from, e))?;
+        let source = entry.path();
+        let destination = to.join(entry.file_name());
+        if source.is_dir() {
+            link_tree(&source, &destination)?;
+        } else if source.is_file() && std::fs::hard_link(&source, &destination).is_err() {
+            std::fs::copy(&source, &destination).map_err(|e| PipelineError::io(&destination, e))?;
         }
     }
-    std::fs::rename(&tmp, target).map_err(|e| PipelineError::io(target, e))
+    Ok(())
 }
 
 #[cfg(test)]

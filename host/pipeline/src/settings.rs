@@ -142,6 +142,10 @@ impl RunSettings {
         put("dpo.epochs", dpo.epochs.to_string());
         put("dpo.batch_size", dpo.batch_size.to_string());
         put("dpo.save_every", format!("{:?}", dpo.save_every));
+        // Only with LoRA, so runs from before `[dpo.lora]` existed keep their settings.
+        if let Some(lora) = &dpo.lora {
+            put("dpo.lora", format!("{lora:?}"));
+        }
         for spec in manifest.plugins.iter() {
             let key = format!("plugins.{}", spec.role);
             let identity = plugin_identity(&key, manifest, spec)?;

@@ -2,15 +2,22 @@
 //! and cached in `dpo/`), then the iteration's model M_{t+1}: the epoch with the best mean judge
 //! score on the validation instructions when the manifest names them (the paper's rule), else the
 //! last epoch. The trainer resumes a killed run from its newest checkpoint.
+//!
+//! With `[dpo.lora]` one adapter is carried across iterations over the frozen seed model:
+//! iteration t trains, from M_t's adapter (none at t = 1), the seed plus that adapter, with M_t
+//! (merged) as the reference. Each iteration's model directory holds the merged weights and the
+//! adapter (`adapter/`, PEFT), relative to the seed, which is what a served engine loads.
 
-use ponder_checkpoint::Checkpoint;
+use std::path::Path;
+
+use ponder_checkpoint::{Checkpoint, Weights};
 use ponder_contract::Message;
 use ponder_manifest::DpoLoss;
-use ponder_model::{CausalLm, GenerationRequest, generate};
+use ponder_model::{CausalLm, GenerationRequest, LoraConfig, LoraTarget, generate};
 use ponder_plugin_runtime::types::{JudgeRequest, Parsed};
 use ponder_trainer::{
-    AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LossConfig, LossKind, TrainError,
-    TrainableModel, read_pairs, train_dpo,
+    ADAPTER_DIR, AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LossConfig, LossKind,
+    TrainError, TrainableModel, read_pairs, train_dpo,
 };
 use std::ops::ControlFlow;
 
@@ -47,27 +54,64 @@ pub fn run(
     let device = ponder_model::parse_device(&policy.device)
         .map_err(|e| PipelineError::model(format!("device `{}`", policy.device), e))?;
     let checkpoint = policy.checkpoint()?.clone();
+    let config = dpo_config(plan, iteration)?;
+    // With LoRA from iteration 2 on: the seed model, and M_t's adapter over it.
+    let adapter_start = match &config.lora {
+        Some(lora) if iteration >= 2 => Some(carried_adapter(plan, &policy.path, lora)?),
+        _ => None,
+    };
     if pairs.is_empty() {
         eprintln!(
             "iteration {iteration} dpo: no pairs, nothing to train; the iteration's model is its \
              starting model"
         );
-        ponder_checkpoint::save_hf_dir(
+        // With LoRA the model keeps an adapter (M_t's, or a fresh one: B = 0 changes nothing),
+        // so that every iteration's model can be loaded the same way.
+        let adapter = match (&config.lora, &adapter_start) {
+            (Some(lora), Some((_, weights))) => Some((lora, weights.clone())),
+            (Some(lora), None) => {
+                let fresh = CausalLm::from_checkpoint(&checkpoint, &device)
+                    .and_then(|model| model.with_lora(lora, config.seed))
+                    .and_then(|model| model.lora_weights())
+                    .map_err(|e| PipelineError::model("a fresh LoRA adapter", e))?;
+                Some((lora, fresh))
+            }
+            (None, _) => None,
+        };
+        ponder_checkpoint::save_hf_dir_with(
             &target,
             &checkpoint.config,
             &checkpoint.weights,
             &checkpoint.tokenizer,
             checkpoint.chat_template.as_ref(),
+            |written| match &adapter {
+                Some((lora, weights)) => ponder_model::lora::write_peft_adapter(
+                    &written.join(ADAPTER_DIR),
+                    lora,
+                    weights,
+                ),
+                None => Ok(()),
+            },
         )?;
         return Ok(());
     }
-    let config = dpo_config(plan, iteration);
-    let job = DpoJob {
-        policy: &checkpoint,
-        reference: None,
-        pairs: &pairs,
-        out_dir: &dir.join("dpo"),
-        device: device.clone(),
+    let job = match &adapter_start {
+        Some((seed, adapter)) => DpoJob {
+            policy: seed,
+            reference: Some(&checkpoint),
+            pairs: &pairs,
+            out_dir: &dir.join("dpo"),
+            device: device.clone(),
+            adapter: Some(adapter),
+        },
+        None => DpoJob {
+            policy: &checkpoint,
+            reference: None,
+            pairs: &pairs,
+            out_dir: &dir.join("dpo"),
+            device: device.clone(),
+            adapter: None,
+        },
     };
     let mut hook = ValidationHook {
         plan,
@@ -110,16 +154,79 @@ pub fn run(
 /// # Errors
 /// [`PipelineError::Manifest`] for the `dpo` table, with the trainer's reason.
 pub(crate) fn validate_config(plan: &RunPlan<'_>) -> Result<(), PipelineError> {
-    dpo_config(plan, 1)
+    dpo_config(plan, 1)?
         .validate()
         .map_err(|error| plan.manifest_error("dpo", error.to_string()))
 }
 
+/// The seed model and the adapter of M_t (`policy_dir`), which iteration t's LoRA training
+/// continues.
+///
+/// # Errors
+/// A policy directory without an adapter (its iteration trained without LoRA) or with one of
+/// other settings; an unreadable seed model.
+fn carried_adapter(
+    plan: &RunPlan<'_>,
+    policy_dir: &Path,
+    lora: &LoraConfig,
+) -> Result<(Checkpoint, Weights), PipelineError> {
+    let adapter_dir = policy_dir.join(ADAPTER_DIR);
+    if !adapter_dir.is_dir() {
+        return Err(plan.manifest_error(
+            "dpo.lora",
+            format!(
+                "{} has no LoRA adapter ({ADAPTER_DIR}/): its iteration trained every weight, so \
+                 LoRA cannot continue from it; rerun with `--restart-from 1:dpo` to train every \
+                 iteration with LoRA",
+                policy_dir.display()
+            ),
+        ));
+    }
+    let (found, weights) = ponder_model::lora::read_peft_adapter(&adapter_dir)?;
+    if &found != lora {
+        return Err(plan.manifest_error(
+            "dpo.lora",
+            format!(
+                "the adapter in {} has rank {}, alpha {} on {:?}, but `[dpo.lora]` asks for rank \
+                 {}, alpha {} on {:?}",
+                adapter_dir.display(),
+                found.rank,
+                found.alpha,
+                found.targets,
+                lora.rank,
+                lora.alpha,
+                lora.targets
+            ),
+        ));
+    }
+    let seed_path = &plan.manifest.model.as_ref().expect("checked by plan").path;
+    Ok((Checkpoint::load(seed_path)?, weights))
+}
+
+/// The trainer's LoRA settings from `[dpo.lora]`.
+fn lora_config(plan: &RunPlan<'_>) -> Result<Option<LoraConfig>, PipelineError> {
+    let Some(lora) = &plan.manifest.dpo.lora else {
+        return Ok(None);
+    };
+    let mut config = LoraConfig::new(lora.rank as usize);
+    if let Some(alpha) = lora.alpha {
+        config.alpha = alpha;
+    }
+    if let Some(targets) = &lora.targets {
+        config.targets = LoraTarget::parse_list(&targets.join(","))
+            .map_err(|e| plan.manifest_error("dpo.lora.targets", e.to_string()))?;
+    }
+    Ok(Some(config))
+}
+
 /// The trainer's configuration from `[dpo]`.
-fn dpo_config(plan: &RunPlan<'_>, iteration: u32) -> DpoConfig {
+///
+/// # Errors
+/// [`PipelineError::Manifest`] for an unknown LoRA target.
+fn dpo_config(plan: &RunPlan<'_>, iteration: u32) -> Result<DpoConfig, PipelineError> {
     let dpo = &plan.manifest.dpo;
     let defaults = DpoConfig::default();
-    DpoConfig {
+    Ok(DpoConfig {
         loss: LossConfig {
             kind: match dpo.loss {
                 DpoLoss::Sigmoid => LossKind::Sigmoid,
@@ -140,8 +247,9 @@ fn dpo_config(plan: &RunPlan<'_>, iteration: u32) -> DpoConfig {
         seed: seeds::derive(plan.manifest.run.seed, &["dpo", &iteration.to_string()]),
         save_every: dpo.save_every.map(u64::from),
         progress: plan.options.progress,
+        lora: lora_config(plan)?,
         ..defaults
-    }
+    })
 }
 
 /// Scores a training model on the validation instructions: one output each (fixed seeds, the

@@ -179,6 +179,11 @@ pub fn start_test_server(
 
 /// The status of `GET path` on `address`, `None` when nothing answers.
 pub fn http_get_status(address: &str, path: &str) -> Option<u16> {
+    http_get(address, path).map(|(status, _)| status)
+}
+
+/// The status and body of `GET path` on `address`, `None` when nothing answers.
+pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -186,7 +191,15 @@ pub fn http_get_status(address: &str, path: &str) -> Option<u16> {
         "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    reader.read_line(&mut line).ok()?;
+    let status = line.split_whitespace().nth(1)?.parse().ok()?;
+    // The rest (headers, then the body) until the server closes; chunk sizes, if any, stay in.
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest);
+    let body = rest
+        .split_once("\r\n\r\n")
+        .map_or(rest.as_str(), |(_, body)| body);
+    Some((status, body.to_string()))
 }

@@ -1,4 +1,6 @@
-//! `choice-logprobs` on a model served by vLLM: exact, and equal to the local model's.
+//! `choice-logprobs` on a model served by vLLM: exact, and equal to the local model's; and
+//! `ponder train` with LoRA sampling each iteration on vLLM through the iteration's adapter,
+//! loaded at run time, which scores exactly as ponder's merged model of that iteration.
 //!
 //! vLLM is not part of CI (nor of scripts/test.sh): these tests run only when `PONDER_VLLM` names
 //! a `vllm` executable and `PONDER_VLLM_MODEL` the Hugging Face directory of the embedded model
@@ -10,8 +12,9 @@
 //!     cargo test --release -p ponder-e2e --test served_vllm -- --nocapture
 //! ```
 //!
-//! The server is started once on a free loopback port (`vllm serve` in float32, 2048 positions;
-//! `VLLM_CPU_KVCACHE_SPACE` defaults to 1 GiB) and lives as long as the test process. The local
+//! The server is started once on a free loopback port (`vllm serve` in float32, 2048 positions,
+//! runtime LoRA loading on with rank ≤ 8; `VLLM_CPU_KVCACHE_SPACE` defaults to 1 GiB) and lives
+//! as long as the test process. The local
 //! side is the real `ponder` binary (target/release/ponder) on the embedded GGUF. Raw
 //! `choice-logprobs` of the local model are read through a probe judge written for this test in
 //! Python (built with the Python SDK from target/py-venv, scripts/plugin-langs.sh python) whose
@@ -34,7 +37,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ponder_e2e::served::{TestServer, free_port, start_test_server};
+use ponder_e2e::served::{TestServer, free_port, http_get, start_test_server};
 use ponder_e2e::{Outcome, plugin, ponder_binary, root};
 use ponder_manifest::ServedModel;
 use ponder_plugin_runtime::capability::{ChoiceRequest, Message, ModelBudget};
@@ -118,7 +121,11 @@ fn start_vllm(executable: &Path, model: &Path) -> Vllm {
     args.extend(flags.map(OsString::from));
     args.extend(["--port".into(), port.to_string().into()]);
     args.extend(["--dtype", "float32", "--max-model-len", "2048"].map(OsString::from));
-    let mut envs: Vec<(OsString, OsString)> = vec![("HF_HUB_OFFLINE".into(), "1".into())];
+    args.extend(["--enable-lora", "--max-lora-rank", "8"].map(OsString::from));
+    let mut envs: Vec<(OsString, OsString)> = vec![
+        ("HF_HUB_OFFLINE".into(), "1".into()),
+        ("VLLM_ALLOW_RUNTIME_LORA_UPDATING".into(), "True".into()),
+    ];
     if std::env::var_os("VLLM_CPU_KVCACHE_SPACE").is_none() {
         envs.push(("VLLM_CPU_KVCACHE_SPACE".into(), "1".into()));
     }
@@ -413,5 +420,152 @@ fn pointwise_judge_on_vllm_scores_as_on_the_local_model() {
     assert!(
         served.iter().flatten().all(|&s| (1.0..=10.0).contains(&s)),
         "{served:?}"
+    );
+}
+
+/// Two iterations of `ponder train` with `[dpo.lora]`, sampling on vLLM: before iteration 2
+/// samples, iteration 1's adapter is loaded into the server (`[sample.reload] lora = true`) and
+/// the samples ask for it; vLLM serving the seed model plus that adapter scores exactly as
+/// ponder's merged model of iteration 1.
+#[test]
+fn tpo_with_lora_samples_iteration_two_from_its_adapter_on_vllm() {
+    let Some(server) = vllm() else { return };
+    let Some((_, seed_model)) = vllm_setup() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let run = dir.path().join("run");
+    let manifest = dir.path().join("tpo.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[run]
+out = "{run}"
+seed = 11
+iterations = 2
+
+[model]
+path = "{seed}"
+
+[data]
+train = "{train}"
+per_iteration = 4
+
+[sample]
+k = 4
+max_new_tokens = 32
+thought_budget = 16
+prefill = true
+engine = "policy"
+
+[sample.reload]
+lora = true
+
+[dpo]
+lr = 1e-3
+epochs = 1
+batch_size = 2
+
+[dpo.lora]
+rank = 8
+targets = ["q_proj", "v_proj", "down_proj"]
+
+[plugins.template]
+wasm = "{template}"
+
+[plugins.judge]
+wasm = "{judge}"
+config = {{ mode = "loose" }}
+
+[plugins.selector]
+wasm = "{selector}"
+config = {{ rho = 0.2 }}
+
+[models.policy]
+url = "{url}"
+model = "{SERVED_NAME}"
+concurrency = 4
+timeout_ms = 300000
+"#,
+            run = run.display(),
+            seed = seed_model.display(),
+            train = root().join("data/train.jsonl").display(),
+            template = plugin("thought-generic").display(),
+            judge = plugin("judge-constraints").display(),
+            selector = plugin("select-length-controlled").display(),
+            url = server.url,
+        ),
+    )
+    .expect("write the manifest");
+    let output = Command::new(ponder_binary())
+        .arg("train")
+        .arg(&manifest)
+        .arg("--no-progress")
+        .current_dir(root())
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .expect("running ponder train");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ponder train failed:\n{stderr}");
+    eprintln!("{stderr}");
+    let name = stderr
+        .lines()
+        .find_map(|line| {
+            let rest = line.split("loaded as `").nth(1)?;
+            rest.split('`').next()
+        })
+        .unwrap_or_else(|| panic!("no adapter was loaded:\n{stderr}"))
+        .to_string();
+    assert!(name.starts_with("ponder-iter-2-"), "{name}");
+    let samples = std::fs::read_to_string(run.join("iter-2/samples.jsonl")).expect("samples");
+    assert_eq!(
+        samples.lines().count(),
+        4,
+        "every instruction of iteration 2 sampled"
+    );
+    // The server holds the adapter under that name.
+    let address = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1");
+    let (_, models) = http_get(address, "/v1/models").expect("GET /v1/models");
+    assert!(models.contains(&name), "{models}");
+
+    // vLLM with the adapter against ponder's merged model of iteration 1.
+    let requests = requests();
+    let client = ServedClient::new("policy", &served(&server.url))
+        .expect("client")
+        .with_model(&name);
+    let mut budget = ModelBudget::unlimited();
+    let with_adapter = client
+        .choice_logprobs(&requests, &mut budget)
+        .expect("choice-logprobs with the adapter");
+    let probe = build_probe(dir.path());
+    let merged = run.join("iter-1/model");
+    let local = judge_scores(
+        dir.path(),
+        &probe,
+        "{}",
+        &probe_input(&requests),
+        &["--model", &format!("judge={}", merged.display())],
+    );
+    let base = ServedClient::new("policy", &served(&server.url))
+        .expect("client")
+        .choice_logprobs(&requests, &mut budget)
+        .expect("choice-logprobs of the seed");
+    let difference = max_difference(&with_adapter, &local);
+    let trained = max_difference(&base, &local);
+    eprintln!(
+        "max |vLLM + adapter − ponder's iteration-1 model|: {difference:.3e} (tolerance \
+         {LOGPROB_TOLERANCE:.0e}); the seed differs from it by {trained:.3e}"
+    );
+    assert!(
+        difference <= LOGPROB_TOLERANCE,
+        "{with_adapter:?} against {local:?}"
+    );
+    assert!(
+        trained > 10.0 * LOGPROB_TOLERANCE,
+        "training moved the model too little to tell the adapter from the seed: {trained:.3e}"
     );
 }

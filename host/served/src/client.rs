@@ -155,21 +155,7 @@ impl ServedClient {
     ) -> Result<TokenCompletion, ServedError> {
         let endpoint = format!("{}/completions", self.base);
         let body = token_body(&self.model, request);
-        // No call deadline here: each attempt has the request timeout and the retries are
-        // counted, so the wait is bounded by those.
-        let attempts = Duration::from_secs(1).max(self.timeout + MAX_BACKOFF) * (self.retries + 1);
-        let deadline = Instant::now() + attempts;
-        let text =
-            self.post(&endpoint, &body, label, deadline)
-                .map_err(|failure| match failure {
-                    Failure::Served(error) => error,
-                    Failure::OutOfTime => ServedError::Timeout {
-                        model: self.name.clone(),
-                        endpoint: endpoint.clone(),
-                        request: label.to_string(),
-                        timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-                    },
-                })?;
+        let text = self.post_without_deadline(&endpoint, &body, label)?;
         parse_text(&text, request.max_tokens).map_err(|message| ServedError::Malformed {
             model: self.name.clone(),
             endpoint,
@@ -177,6 +163,62 @@ impl ServedClient {
             message,
             start: start_of(&text, QUOTED_CHARS),
         })
+    }
+
+    /// The same server and settings, asking for `model` instead of `[models.NAME] model` (a
+    /// LoRA adapter loaded into the server under that name).
+    pub fn with_model(mut self, model: &str) -> Self {
+        self.model = model.to_string();
+        self
+    }
+
+    /// The model name requests ask for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Loads the PEFT adapter directory `path` (a path the server can read) into the server
+    /// under `name` through vLLM's runtime adapter API (`POST {url}/load_lora_adapter`; vLLM
+    /// needs `--enable-lora` and `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`). A name the server
+    /// already holds is taken as this adapter: give each adapter its own name.
+    ///
+    /// # Errors
+    /// As [`ServedError`]; a server without the API answers 404.
+    pub fn load_lora_adapter(&self, name: &str, path: &str) -> Result<(), ServedError> {
+        let endpoint = format!("{}/load_lora_adapter", self.base);
+        let body = serde_json::json!({ "lora_name": name, "lora_path": path })
+            .to_string()
+            .into_bytes();
+        match self.post_without_deadline(&endpoint, &body, &format!("LoRA adapter `{name}`")) {
+            Ok(_) => Ok(()),
+            // vLLM's refusal to load a name twice
+            Err(ServedError::Status {
+                status: 400, body, ..
+            }) if body.contains("already been loaded") => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Posts `body` with the retries and request timeout every request has, and no deadline of
+    /// a call beyond them (they bound the wait); the reply's body.
+    fn post_without_deadline(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        label: &str,
+    ) -> Result<String, ServedError> {
+        let attempts = Duration::from_secs(1).max(self.timeout + MAX_BACKOFF) * (self.retries + 1);
+        let deadline = Instant::now() + attempts;
+        self.post(endpoint, body, label, deadline)
+            .map_err(|failure| match failure {
+                Failure::Served(error) => error,
+                Failure::OutOfTime => ServedError::Timeout {
+                    model: self.name.clone(),
+                    endpoint: endpoint.to_string(),
+                    request: label.to_string(),
+                    timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                },
+            })
     }
 
     /// Waits until `GET {url}/models` answers with a 2xx status (a server still loading its
@@ -938,6 +980,70 @@ mod tests {
             },
         )
         .expect("client")
+    }
+
+    #[test]
+    fn a_lora_adapter_is_loaded_by_name_and_requests_then_ask_for_it() {
+        // vLLM's answers: success, a name it holds already, no runtime LoRA API.
+        let answer: Arc<Answer> = Arc::new(|path, body| match (path, body["lora_name"].as_str()) {
+            ("/v1/load_lora_adapter", Some("new")) => (
+                200,
+                "Success: LoRA adapter 'new' added successfully.".into(),
+            ),
+            ("/v1/load_lora_adapter", Some(name)) => (
+                400,
+                json!({"error": {"message": format!("The lora adapter '{name}' has already been \
+                    loaded. If you want to load the adapter in place, set 'load_inplace' to \
+                    True.")}})
+                .to_string(),
+            ),
+            ("/v1/completions", _) => (
+                200,
+                json!({"choices": [{"text": "ok", "finish_reason": "stop"}],
+                       "usage": {"completion_tokens": 1}})
+                .to_string(),
+            ),
+            _ => (404, "{\"detail\":\"Not Found\"}".into()),
+        });
+        let (url, seen) = server(answer);
+        let served = client(&url);
+        served
+            .load_lora_adapter("new", "/runs/iter-1/model/adapter")
+            .expect("loaded");
+        served
+            .load_lora_adapter("held", "/x")
+            .expect("a held name is this adapter");
+        let adapter = served.with_model("new");
+        assert_eq!(adapter.model(), "new");
+        let request = TokenRequest {
+            prompt: vec![1, 2],
+            max_tokens: 4,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 1,
+        };
+        adapter
+            .complete_tokens(&request, "sample 0")
+            .expect("completion");
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(
+            seen[0].1,
+            json!({"lora_name": "new", "lora_path": "/runs/iter-1/model/adapter"})
+        );
+        assert_eq!(seen[2].0, "/v1/completions");
+        assert_eq!(seen[2].1["model"], "new");
+
+        let (bare, _) = server(Arc::new(|_, _| (404, "{\"detail\":\"Not Found\"}".into())));
+        match client(&bare).load_lora_adapter("new", "/x") {
+            Err(ServedError::Status {
+                status: 404,
+                endpoint,
+                ..
+            }) => {
+                assert!(endpoint.ends_with("/v1/load_lora_adapter"), "{endpoint}");
+            }
+            other => panic!("expected HTTP 404, got {other:?}"),
+        }
     }
 
     fn request(prefix: &str, choices: &[&str]) -> ChoiceRequest {

@@ -19,7 +19,9 @@
 //! trained. Before iteration t ≥ 2 samples, `[sample.reload] command` is run with
 //! `PONDER_MODEL` set to that model's directory and must make the engine serve it (for
 //! llama.cpp's server: `ponder export-gguf` and a restart); ponder then waits until the engine
-//! answers `GET {url}/models`.
+//! answers `GET {url}/models`. With `[sample.reload] lora = true` (and `[dpo.lora]`), the
+//! policy's adapter is loaded into the engine instead (vLLM's runtime adapter API) under a name
+//! of its own, and iteration t's requests ask for that name.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -105,7 +107,7 @@ pub(super) fn run(
             ));
         }
     };
-    let client = ServedClient::new(work.engine, config)
+    let mut client = ServedClient::new(work.engine, config)
         .map_err(|e| plan.manifest_error("sample.engine", e.to_string()))?;
 
     let run = &plan.run;
@@ -136,7 +138,8 @@ pub(super) fn run(
 
     if !jobs.is_empty() {
         let reload = plan.manifest.sample.reload.as_ref();
-        if let (Some(reload), 2..) = (reload, iteration) {
+        let command_reload = reload.filter(|r| !r.lora);
+        if let (Some(reload), 2..) = (command_reload, iteration) {
             // Not host time: the command's work is the engine's (export, restart).
             reload_engine(plan, iteration, policy_path, reload, &client).map_err(engine_error)?;
         }
@@ -146,6 +149,10 @@ pub(super) fn run(
         client
             .wait_until_ready(ready_timeout)
             .map_err(|e| engine_error(e.to_string()))?;
+        if reload.is_some_and(|r| r.lora) && iteration >= 2 {
+            let name = load_adapter(iteration, policy_path, &client).map_err(engine_error)?;
+            client = client.with_model(&name);
+        }
     }
 
     let total = work.prompts.len() * k as usize;
@@ -453,6 +460,47 @@ fn read_journal(path: &Path) -> Result<HashMap<(String, u32), Output>, PipelineE
         }
     }
     Ok(done)
+}
+
+/// Loads the LoRA adapter of iteration `iteration`'s policy (`policy_path/adapter/`) into the
+/// engine and returns the name to sample with: `ponder-iter-N-DIGEST`, the digest of the
+/// adapter's weights, so that a name always means the same adapter (a rerun finds it loaded).
+fn load_adapter(
+    iteration: u32,
+    policy_path: &Path,
+    client: &ServedClient,
+) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let adapter = policy_path.join(ponder_trainer::ADAPTER_DIR);
+    let adapter = std::fs::canonicalize(&adapter).map_err(|e| {
+        format!(
+            "sample.reload.lora: the policy's LoRA adapter {}: {e}",
+            adapter.display()
+        )
+    })?;
+    let weights = adapter.join(ponder_model::lora::PEFT_WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights).map_err(|e| format!("{}: {e}", weights.display()))?;
+    let digest = format!("{:x}", Sha256::digest(&bytes));
+    let name = format!("ponder-iter-{iteration}-{}", &digest[..12]);
+    let started = Instant::now();
+    client
+        .load_lora_adapter(&name, &adapter.to_string_lossy())
+        .map_err(|e| {
+            let hint = match &e {
+                ServedError::Status { status: 404, .. } => {
+                    "; the server has no runtime LoRA API: start vLLM with `--enable-lora` (and \
+                     `--max-lora-rank` ≥ the rank) and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"
+                }
+                _ => "",
+            };
+            format!("loading the LoRA adapter {}: {e}{hint}", adapter.display())
+        })?;
+    eprintln!(
+        "iteration {iteration}: LoRA adapter {} loaded as `{name}` in {:.1} s",
+        adapter.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(name)
 }
 
 /// Runs the reload command for iteration `iteration`'s policy; its output goes to

@@ -41,6 +41,40 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// The `[plugins.ROLE]` tables of a test manifest, one per `(role, component, config)`;
+/// `config` is an inline TOML table (`{ rho = 0.2 }`), empty for none.
+pub fn plugin_tables(plugins: &[(&str, &Path, &str)]) -> String {
+    let mut tables = String::new();
+    for (role, component, config) in plugins {
+        tables.push_str(&format!(
+            "\n[plugins.{role}]\nwasm = \"{}\"\n",
+            component.display()
+        ));
+        if !config.is_empty() {
+            tables.push_str(&format!("config = {config}\n"));
+        }
+    }
+    tables
+}
+
+/// The plugins of most test runs: the generic thought template, the constraints judge (loose)
+/// and the length-controlled selector (ρ = 0.2), as [`plugin_tables`] writes them.
+pub fn tpo_plugin_tables() -> String {
+    plugin_tables(&[
+        ("template", &plugin("thought-generic"), ""),
+        (
+            "judge",
+            &plugin("judge-constraints"),
+            r#"{ mode = "loose" }"#,
+        ),
+        (
+            "selector",
+            &plugin("select-length-controlled"),
+            "{ rho = 0.2 }",
+        ),
+    ])
+}
+
 /// A guest plugin of `tests/guests/` (hostile plugins and test templates, a workspace of its
 /// own), e.g. `hostile-marked-judge`. The first call builds them all with `cargo build --release
 /// --target wasm32-wasip2` into `target/guests`: a target directory of its own, so the build does

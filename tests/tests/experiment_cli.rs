@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ponder_e2e::{Outcome, plugin, ponder, root};
+use ponder_e2e::{Outcome, plugin, plugin_tables, ponder, root};
 use ponder_test_support::tiny_model_dir;
 use serde_json::Value;
 
@@ -49,23 +49,19 @@ batch_prompts = 3
 lr = 1e-3
 epochs = 1
 batch_size = 2
-
-[plugins.template]
-wasm = "{template}"
-
-[plugins.judge]
-wasm = "{judge}"
-config = {{ mode = "loose" }}
-
-[plugins.selector]
-wasm = "{selector}"
-"#,
+{plugins}"#,
         out = dir.join("runs").join(name).display(),
         model = tiny_model_dir("llama").display(),
         train = root().join("data/verifiable/train.jsonl").display(),
-        template = plugin_copy(dir, template).display(),
-        judge = plugin("judge-constraints").display(),
-        selector = plugin("select-best-worst").display(),
+        plugins = plugin_tables(&[
+            ("template", &plugin_copy(dir, template), ""),
+            (
+                "judge",
+                &plugin("judge-constraints"),
+                r#"{ mode = "loose" }"#
+            ),
+            ("selector", &plugin("select-best-worst"), ""),
+        ]),
     );
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, text).expect("writing an arm manifest");

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ponder_e2e::{Outcome, plugin, ponder, ponder_binary, root};
+use ponder_e2e::{Outcome, plugin, ponder, ponder_binary, root, tpo_plugin_tables};
 use ponder_test_support::tiny_model_dir;
 
 /// The ids of the report's plots (host/pipeline/src/report/html.rs), `plot-eval` included: the
@@ -66,17 +66,7 @@ beta = 0.1
 lr = 1e-3
 epochs = 2
 batch_size = 2
-
-[plugins.template]
-wasm = "{template}"
-
-[plugins.judge]
-wasm = "{judge}"
-config = {{ mode = "loose" }}
-
-[plugins.selector]
-wasm = "{selector}"
-config = {{ rho = 0.2 }}
+{plugins}
 
 [eval]
 data = "{eval}"
@@ -90,9 +80,8 @@ max_new_tokens = 40
             train = root().join("data/train.jsonl").display(),
             validation = root().join("data/eval.jsonl").display(),
             eval = root().join("data/verifiable/eval.jsonl").display(),
-            template = plugin("thought-generic").display(),
             judge = plugin("judge-constraints").display(),
-            selector = plugin("select-length-controlled").display(),
+            plugins = tpo_plugin_tables(),
         );
         std::fs::write(&manifest, text).expect("write manifest");
         let output = Command::new(ponder_binary())

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ponder_e2e::served::{fake_server, free_port, llama_server_binary, respond};
-use ponder_e2e::{Outcome, plugin, ponder_binary, root};
+use ponder_e2e::{Outcome, plugin, plugin_tables, ponder_binary, root};
 
 /// llama-server serving a GGUF through scripts/llama-policy-server.sh, stopped on drop.
 struct PolicyServer {
@@ -127,24 +127,20 @@ beta = 0.1
 lr = 1e-6
 epochs = 1
 batch_size = 2
-
-[plugins.template]
-wasm = "{template}"
-
-[plugins.judge]
-wasm = "{judge}"
-config = {{ mode = "loose" }}
-
-[plugins.selector]
-wasm = "{selector}"
-"#,
+{plugins}"#,
         out = dir.join("run").display(),
         model = ponder_test_support::embedded_model_path().display(),
         train = root.join("data/verifiable/train.jsonl").display(),
         hook = root.join("scripts/llama-policy-server.sh").display(),
-        template = plugin("thought-generic").display(),
-        judge = plugin("judge-constraints").display(),
-        selector = plugin("select-best-worst").display(),
+        plugins = plugin_tables(&[
+            ("template", &plugin("thought-generic"), ""),
+            (
+                "judge",
+                &plugin("judge-constraints"),
+                r#"{ mode = "loose" }"#
+            ),
+            ("selector", &plugin("select-best-worst"), ""),
+        ]),
     );
     std::fs::write(&path, text).expect("manifest");
     path

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ponder_e2e::served::{TestServer, free_port, http_get, start_test_server};
-use ponder_e2e::{Outcome, plugin, ponder_binary, root};
+use ponder_e2e::{Outcome, plugin, ponder, ponder_binary, root, tpo_plugin_tables};
 use ponder_manifest::ServedModel;
 use ponder_plugin_runtime::capability::{ChoiceRequest, Message, ModelBudget};
 use ponder_served::ServedClient;
@@ -470,17 +470,7 @@ batch_size = 2
 [dpo.lora]
 rank = 8
 targets = ["q_proj", "v_proj", "down_proj"]
-
-[plugins.template]
-wasm = "{template}"
-
-[plugins.judge]
-wasm = "{judge}"
-config = {{ mode = "loose" }}
-
-[plugins.selector]
-wasm = "{selector}"
-config = {{ rho = 0.2 }}
+{plugins}
 
 [models.policy]
 url = "{url}"
@@ -491,23 +481,18 @@ timeout_ms = 300000
             run = run.display(),
             seed = seed_model.display(),
             train = root().join("data/train.jsonl").display(),
-            template = plugin("thought-generic").display(),
-            judge = plugin("judge-constraints").display(),
-            selector = plugin("select-length-controlled").display(),
+            plugins = tpo_plugin_tables(),
             url = server.url,
         ),
     )
     .expect("write the manifest");
-    let output = Command::new(ponder_binary())
-        .arg("train")
-        .arg(&manifest)
-        .arg("--no-progress")
-        .current_dir(root())
-        .env("XDG_CACHE_HOME", dir.path().join("cache"))
-        .output()
-        .expect("running ponder train");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "ponder train failed:\n{stderr}");
+    let manifest = manifest.to_str().expect("UTF-8 path");
+    let outcome = ponder(
+        &["train", manifest, "--no-progress"],
+        &dir.path().join("cache"),
+    );
+    let stderr = &outcome.stderr;
+    assert!(outcome.success, "ponder train failed:\n{stderr}");
     eprintln!("{stderr}");
     let name = stderr
         .lines()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ponder_e2e::{Outcome, plugin, ponder_binary, root, test_guest};
+use ponder_e2e::{Outcome, plugin, ponder_binary, root, test_guest, tpo_plugin_tables};
 use ponder_test_support::tiny_model_dir;
 
 /// The manifest of the test runs, with `extra` TOML appended (later keys of a table must be set
@@ -48,25 +48,13 @@ lr = 1e-3
 epochs = 2
 batch_size = 2
 save_every = 1
-
-[plugins.template]
-wasm = "{template}"
-
-[plugins.judge]
-wasm = "{judge}"
-config = {{ mode = "loose" }}
-
-[plugins.selector]
-wasm = "{selector}"
-config = {{ rho = 0.2 }}
+{plugins}
 "#,
         out = out.display(),
         model = tiny_model_dir("llama").display(),
         train = root().join("data/train.jsonl").display(),
         validation = root().join("data/eval.jsonl").display(),
-        template = plugin("thought-generic").display(),
-        judge = plugin("judge-constraints").display(),
-        selector = plugin("select-length-controlled").display(),
+        plugins = tpo_plugin_tables(),
     );
     for (from, to) in replace {
         assert!(text.contains(from), "{from} is not in the manifest");

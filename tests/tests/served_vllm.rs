@@ -12,9 +12,9 @@
 //!     cargo test --release -p ponder-e2e --test served_vllm -- --nocapture
 //! ```
 //!
-//! The server is started once on a free loopback port (`vllm serve` in float32, 2048 positions,
-//! runtime LoRA loading on with rank ≤ 8; `VLLM_CPU_KVCACHE_SPACE` defaults to 1 GiB) and lives
-//! as long as the test process. The local
+//! The server is started once on a free loopback port (`vllm serve` in float32, 2048 positions;
+//! `VLLM_CPU_KVCACHE_SPACE` defaults to 1 GiB) and lives as long as the test process; the LoRA
+//! test starts a second one with runtime LoRA loading on (see [`vllm_with_lora`]). The local
 //! side is the real `ponder` binary (target/release/ponder) on the embedded GGUF. Raw
 //! `choice-logprobs` of the local model are read through a probe judge written for this test in
 //! Python (built with the Python SDK from target/py-venv, scripts/plugin-langs.sh python) whose
@@ -110,22 +110,37 @@ fn vllm_setup() -> Option<(PathBuf, PathBuf)> {
 fn vllm() -> Option<&'static Vllm> {
     static SERVER: OnceLock<Option<Vllm>> = OnceLock::new();
     SERVER
-        .get_or_init(|| vllm_setup().map(|(executable, model)| start_vllm(&executable, &model)))
+        .get_or_init(|| {
+            vllm_setup().map(|(executable, model)| start_vllm(&executable, &model, false))
+        })
         .as_ref()
 }
 
-fn start_vllm(executable: &Path, model: &Path) -> Vllm {
+/// A second server with runtime LoRA loading on (rank ≤ 8), started on first use. Not the shared
+/// one: vLLM 0.32 (CPU) with `--enable-lora` fails a batch of several prompts' log-probabilities
+/// (`einsum(): subscript b has size 3 ... size 37` in its LoRA logits processor, the engine
+/// dies), so the exact-scoring tests run without it.
+fn vllm_with_lora() -> Option<&'static Vllm> {
+    static SERVER: OnceLock<Option<Vllm>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            vllm_setup().map(|(executable, model)| start_vllm(&executable, &model, true))
+        })
+        .as_ref()
+}
+
+fn start_vllm(executable: &Path, model: &Path, lora: bool) -> Vllm {
     let port = free_port();
     let mut args: Vec<OsString> = vec!["serve".into(), model.as_os_str().to_os_string()];
     let flags = ["--served-model-name", SERVED_NAME, "--host", "127.0.0.1"];
     args.extend(flags.map(OsString::from));
     args.extend(["--port".into(), port.to_string().into()]);
     args.extend(["--dtype", "float32", "--max-model-len", "2048"].map(OsString::from));
-    args.extend(["--enable-lora", "--max-lora-rank", "8"].map(OsString::from));
-    let mut envs: Vec<(OsString, OsString)> = vec![
-        ("HF_HUB_OFFLINE".into(), "1".into()),
-        ("VLLM_ALLOW_RUNTIME_LORA_UPDATING".into(), "True".into()),
-    ];
+    let mut envs: Vec<(OsString, OsString)> = vec![("HF_HUB_OFFLINE".into(), "1".into())];
+    if lora {
+        args.extend(["--enable-lora", "--max-lora-rank", "8"].map(OsString::from));
+        envs.push(("VLLM_ALLOW_RUNTIME_LORA_UPDATING".into(), "True".into()));
+    }
     if std::env::var_os("VLLM_CPU_KVCACHE_SPACE").is_none() {
         envs.push(("VLLM_CPU_KVCACHE_SPACE".into(), "1".into()));
     }
@@ -429,7 +444,9 @@ fn pointwise_judge_on_vllm_scores_as_on_the_local_model() {
 /// ponder's merged model of iteration 1.
 #[test]
 fn tpo_with_lora_samples_iteration_two_from_its_adapter_on_vllm() {
-    let Some(server) = vllm() else { return };
+    let Some(server) = vllm_with_lora() else {
+        return;
+    };
     let Some((_, seed_model)) = vllm_setup() else {
         return;
     };
@@ -517,9 +534,28 @@ timeout_ms = 300000
     let (_, models) = http_get(address, "/v1/models").expect("GET /v1/models");
     assert!(models.contains(&name), "{models}");
 
-    // vLLM with the adapter against ponder's merged model of iteration 1.
-    let requests = requests();
-    let client = ServedClient::new("policy", &served(&server.url))
+    // vLLM with the adapter against ponder's merged model of iteration 1; one prompt at a time
+    // (see `vllm_with_lora`).
+    let requests: Vec<ChoiceRequest> = requests()
+        .into_iter()
+        .flat_map(|request| {
+            let ChoiceRequest {
+                messages,
+                prefix,
+                choices,
+            } = request;
+            choices.into_iter().map(move |choice| ChoiceRequest {
+                messages: messages.clone(),
+                prefix: prefix.clone(),
+                choices: vec![choice],
+            })
+        })
+        .collect();
+    let one_at_a_time = ServedModel {
+        concurrency: 1,
+        ..served(&server.url)
+    };
+    let client = ServedClient::new("policy", &one_at_a_time)
         .expect("client")
         .with_model(&name);
     let mut budget = ModelBudget::unlimited();
@@ -535,7 +571,7 @@ timeout_ms = 300000
         &probe_input(&requests),
         &["--model", &format!("judge={}", merged.display())],
     );
-    let base = ServedClient::new("policy", &served(&server.url))
+    let base = ServedClient::new("policy", &one_at_a_time)
         .expect("client")
         .choice_logprobs(&requests, &mut budget)
         .expect("choice-logprobs of the seed");

@@ -16,8 +16,8 @@ use crate::reply::{
     parse_text, start_of, token_body,
 };
 use crate::scoring::{
-    ScoreReplyError, Scored, Tokenized, parse_prompt_logprobs, parse_tokenize, score_body,
-    tokenize_chat_body, tokenize_text_body,
+    RewardReplyError, ScoreReplyError, Scored, Tokenized, parse_prompt_logprobs, parse_reward,
+    parse_tokenize, reward_body, score_body, tokenize_chat_body, tokenize_text_body,
 };
 
 /// The first wait before a retry (doubled each time).
@@ -636,32 +636,49 @@ impl ServedClient {
                 )));
             }
         }
-        if requests.is_empty() {
+        // Tokenizations of prefixes and choices, shared by the call's requests (a judge asks the
+        // same choices of every request).
+        let texts: Mutex<HashMap<String, Vec<u32>>> = Mutex::new(HashMap::new());
+        self.fan_out(
+            requests.len(),
+            "choice request",
+            budget,
+            |index, deadline| self.score(index, &requests[index], &texts, deadline),
+        )
+    }
+
+    /// Runs `work` for requests `0..count`, up to the model's concurrency at once, each within
+    /// the call's time; the answers in request order. The first failure ends the call (`what`
+    /// names a request in errors).
+    fn fan_out<T: Send>(
+        &self,
+        count: usize,
+        what: &str,
+        budget: &mut ModelBudget,
+        work: impl Fn(usize, Instant) -> Result<T, Refusal> + Sync,
+    ) -> Result<Vec<T>, ModelAccessError> {
+        if count == 0 {
             return Ok(Vec::new());
         }
         if budget.check_time().is_break() {
             return Err(self.out_of_budget(budget));
         }
         let deadline = Instant::now() + budget.time_left();
-        let workers = self.concurrency.min(requests.len());
+        let workers = self.concurrency.min(count);
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        // Tokenizations of prefixes and choices, shared by the call's requests (a judge asks the
-        // same choices of every request).
-        let texts: Mutex<HashMap<String, Vec<u32>>> = Mutex::new(HashMap::new());
-        let (done_sender, done) = mpsc::channel::<(usize, Result<Vec<f64>, Refusal>)>();
+        let (done_sender, done) = mpsc::channel::<(usize, Result<T, Refusal>)>();
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                let (next, stop, texts) = (&next, &stop, &texts);
+                let (next, stop, work) = (&next, &stop, &work);
                 let done_sender = done_sender.clone();
                 scope.spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
                         let index = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(request) = requests.get(index) else {
+                        if index >= count {
                             return;
-                        };
-                        let outcome = self.score(index, request, texts, deadline);
-                        if done_sender.send((index, outcome)).is_err() {
+                        }
+                        if done_sender.send((index, work(index, deadline))).is_err() {
                             return;
                         }
                     }
@@ -670,20 +687,21 @@ impl ServedClient {
             drop(done_sender);
             // Returning stops the workers after their request in flight (bounded by the call's
             // deadline); the scope waits for them.
-            let outcome = self.collect_scores(requests.len(), budget, &done);
+            let outcome = self.collect_answers(count, what, budget, &done);
             stop.store(true, Ordering::SeqCst);
             outcome
         })
     }
 
-    /// The scores of the workers' answers, in request order; the first failure ends the call.
-    fn collect_scores(
+    /// The workers' answers, in request order; the first failure ends the call.
+    fn collect_answers<T>(
         &self,
         count: usize,
+        what: &str,
         budget: &mut ModelBudget,
-        done: &mpsc::Receiver<(usize, Result<Vec<f64>, Refusal>)>,
-    ) -> Result<Vec<Vec<f64>>, ModelAccessError> {
-        let mut results: Vec<Option<Vec<f64>>> = vec![None; count];
+        done: &mpsc::Receiver<(usize, Result<T, Refusal>)>,
+    ) -> Result<Vec<T>, ModelAccessError> {
+        let mut results: Vec<Option<T>> = (0..count).map(|_| None).collect();
         for _ in 0..count {
             let (index, outcome) = match done.recv_timeout(budget.time_left() + GRACE) {
                 Ok(answer) => answer,
@@ -707,8 +725,8 @@ impl ServedClient {
         results
             .into_iter()
             .enumerate()
-            .map(|(index, scores)| {
-                scores.ok_or_else(|| self.failed(&format!("choice request {index} got no scores")))
+            .map(|(index, answer)| {
+                answer.ok_or_else(|| self.failed(&format!("{what} {index} got no answer")))
             })
             .collect()
     }
@@ -853,8 +871,12 @@ impl ServedClient {
 
     /// vLLM's `/tokenize`: at the server's root, beside (not under) the `/v1` of `url`.
     fn tokenize_endpoint(&self) -> String {
-        let root = self.base.strip_suffix("/v1").unwrap_or(&self.base);
-        format!("{root}/tokenize")
+        format!("{}/tokenize", self.root())
+    }
+
+    /// The server's root: `url` without its `/v1` (where vLLM puts `/tokenize` and `/pooling`).
+    fn root(&self) -> &str {
+        self.base.strip_suffix("/v1").unwrap_or(&self.base)
     }
 
     fn refusal(&self, failure: Failure) -> Refusal {
@@ -877,16 +899,80 @@ impl ServedClient {
         ))
     }
 
-    /// Unsupported: the OpenAI-compatible API has no reward endpoint.
+    /// The scalar of a reward model (a sequence classifier with one output) for each request,
+    /// through vLLM's pooling API: the conversation with the response as the assistant's turn,
+    /// `POST {root}/pooling` with `messages` (the server applies the reward model's chat template,
+    /// no generation prompt), `task: "classify"` and `use_activation: false`, so the value is the
+    /// head's raw output, as transformers' `logits[0]`. vLLM serves it for a model started with
+    /// `--runner pooling`. Requests are in flight up to the model's concurrency; scoring
+    /// generates nothing, so no token is spent.
+    ///
+    /// # Errors
+    /// `Unsupported` when the server has no pooling API (HTTP 404: llama.cpp's, or vLLM serving
+    /// a generative model) or the model gives other than one value per sequence; `Failed` for the
+    /// faults [`ServedError`] lists and a used-up budget.
     pub fn reward(
         &self,
-        _requests: &[RewardRequest],
-        _budget: &mut ModelBudget,
+        requests: &[RewardRequest],
+        budget: &mut ModelBudget,
     ) -> Result<Vec<f64>, ModelAccessError> {
-        Err(ModelAccessError::Unsupported(format!(
-            "served model `{}` ({}): the OpenAI-compatible API has no reward endpoint",
-            self.name, self.endpoint
-        )))
+        self.fan_out(
+            requests.len(),
+            "reward request",
+            budget,
+            |index, deadline| self.reward_of(index, &requests[index], deadline),
+        )
+    }
+
+    /// One request's reward.
+    fn reward_of(
+        &self,
+        index: usize,
+        request: &RewardRequest,
+        deadline: Instant,
+    ) -> Result<f64, Refusal> {
+        let label = format!("reward request {index}");
+        let endpoint = format!("{}/pooling", self.root());
+        let text = self
+            .post(
+                &endpoint,
+                &reward_body(&self.model, &request.messages, &request.response),
+                &label,
+                deadline,
+            )
+            .map_err(|failure| match failure {
+                Failure::Served(ServedError::Status { status: 404, .. }) => {
+                    Refusal::Error(self.unsupported_reward(&format!(
+                        "{endpoint} answered HTTP 404 (the server has no pooling API)"
+                    )))
+                }
+                failure => self.refusal(failure),
+            })?;
+        parse_reward(&text).map_err(|error| match error {
+            RewardReplyError::NotOneValue(count) => {
+                Refusal::Error(self.unsupported_reward(&format!(
+                    "{endpoint} gave {count} values for a sequence, where a reward model gives one"
+                )))
+            }
+            RewardReplyError::Malformed(message) => {
+                Refusal::Error(ModelAccessError::from(ServedError::Malformed {
+                    model: self.name.clone(),
+                    endpoint: endpoint.clone(),
+                    request: label.clone(),
+                    message,
+                    start: start_of(&text, QUOTED_CHARS),
+                }))
+            }
+        })
+    }
+
+    /// `reward` refused: the server does not serve a reward model (`why`).
+    fn unsupported_reward(&self, why: &str) -> ModelAccessError {
+        ModelAccessError::Unsupported(format!(
+            "reward on served model `{}` needs a reward model (a sequence classifier with one \
+             output) behind vLLM's pooling API (`vllm serve MODEL --runner pooling`); {why}",
+            self.name
+        ))
     }
 
     fn failed(&self, message: &str) -> ModelAccessError {
@@ -980,6 +1066,91 @@ mod tests {
             },
         )
         .expect("client")
+    }
+
+    fn reward_request(response: &str) -> RewardRequest {
+        RewardRequest {
+            messages: vec![Message {
+                role: "user".into(),
+                content: "Say hi.".into(),
+            }],
+            response: response.into(),
+        }
+    }
+
+    #[test]
+    fn rewards_come_from_the_pooling_api_in_request_order() {
+        // A vLLM-like reward server: the reward is the response's length.
+        let answer: Arc<Answer> = Arc::new(|path, body| match path {
+            "/pooling" => {
+                let messages = body["messages"].as_array().expect("messages");
+                let response = messages.last().expect("a turn")["content"]
+                    .as_str()
+                    .expect("text");
+                let value = match response {
+                    "two values" => json!([0.5, 0.5]),
+                    "garbage" => return (200, "<html>".into()),
+                    _ => json!([response.len() as f64]),
+                };
+                (
+                    200,
+                    json!({"data": [{"index": 0, "object": "pooling", "data": value}]}).to_string(),
+                )
+            }
+            _ => (404, "{\"detail\":\"Not Found\"}".into()),
+        });
+        let (url, seen) = server(answer);
+        let served = client(&url);
+        let mut budget = ModelBudget::unlimited();
+        let rewards = served
+            .reward(
+                &[reward_request("hi"), reward_request("hello there")],
+                &mut budget,
+            )
+            .expect("rewards");
+        assert_eq!(rewards, [2.0, 11.0]);
+        assert_eq!(budget.tokens_used(), 0);
+        let seen = seen.lock().expect("log").clone();
+        let body = &seen[0].1;
+        assert_eq!(body["task"], "classify");
+        assert_eq!(body["use_activation"], false);
+        assert_eq!(body["add_generation_prompt"], false);
+        assert_eq!(body["model"], "m");
+        let roles: Vec<&str> = body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["role"].as_str().expect("role"))
+            .collect();
+        assert_eq!(roles, ["user", "assistant"]);
+
+        match served.reward(&[reward_request("two values")], &mut budget) {
+            Err(ModelAccessError::Unsupported(message)) => {
+                assert!(message.contains("gave 2 values"), "{message}");
+            }
+            other => panic!("expected unsupported, got {other:?}"),
+        }
+        match served.reward(&[reward_request("garbage")], &mut budget) {
+            Err(ModelAccessError::Failed(message)) => {
+                assert!(message.contains("/pooling"), "{message}");
+                assert!(message.contains("reward request 0"), "{message}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert_eq!(
+            served.reward(&[], &mut budget).expect("nothing"),
+            Vec::<f64>::new()
+        );
+
+        // A server without the pooling API (llama.cpp's, a generative vLLM model).
+        let (bare, _) = server(Arc::new(|_, _| (404, "{\"detail\":\"Not Found\"}".into())));
+        match client(&bare).reward(&[reward_request("hi")], &mut budget) {
+            Err(ModelAccessError::Unsupported(message)) => {
+                assert!(message.contains("--runner pooling"), "{message}");
+                assert!(message.contains("HTTP 404"), "{message}");
+            }
+            other => panic!("expected unsupported, got {other:?}"),
+        }
     }
 
     #[test]

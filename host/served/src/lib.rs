@@ -26,7 +26,13 @@
 //!   without `prompt_logprobs` is `unsupported`, naming the endpoint; nothing falls back. No
 //!   token is spent from the call's budget (scoring generates nothing on the local path either;
 //!   the one token vLLM must generate is thrown away), and the call's time bounds every request.
-//! - `reward`: unsupported (no reward endpoint is part of the OpenAI-compatible API).
+//! - `reward`: through vLLM's pooling API, for a reward model (a sequence classifier with one
+//!   output) served with `--runner pooling`: per request, `POST {root}/pooling` with the
+//!   conversation and the response as the assistant's turn (`messages`; the server applies the
+//!   reward model's chat template without a generation prompt), `task: "classify"` and
+//!   `use_activation: false`, so the value is the head's raw output, as transformers' logits.
+//!   A server without the pooling API (HTTP 404: llama.cpp's, or vLLM serving a generative
+//!   model), or a model with more than one output, is `unsupported`.
 //!
 //! The sampling phase of `ponder train` (`[sample] engine`) uses the same client for text
 //! completions of token-id prompts ([`ServedClient::complete_tokens`]): the host applies the

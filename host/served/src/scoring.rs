@@ -1,5 +1,6 @@
-//! `choice-logprobs` on a served model: the bodies of vLLM's `POST /tokenize` and of a text
-//! completion asking for prompt log-probabilities, and the reading of their replies.
+//! `choice-logprobs` and `reward` on a served model: the bodies of vLLM's `POST /tokenize`, of a
+//! text completion asking for prompt log-probabilities and of `POST /pooling`, and the reading
+//! of their replies.
 //!
 //! A choice is scored as on the local path: the conversation rendered with the chat template and
 //! its generation prompt (tokenized by the server, which holds the model's template and
@@ -421,5 +422,63 @@ mod tests {
         assert_eq!(score["prompt"], json!([[1, 2], [3]]));
         assert_eq!(score["prompt_logprobs"], 0);
         assert_eq!(score["max_tokens"], 1);
+    }
+}
+
+/// The body of vLLM's `POST /pooling` for a reward: the conversation with `response` as the
+/// assistant's turn, the model's chat template applied without a generation prompt, the
+/// classifier's raw output asked for.
+pub(crate) fn reward_body(model: &str, messages: &[Message], response: &str) -> Vec<u8> {
+    let mut conversation: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| json!({"role": m.role, "content": m.content}))
+        .collect();
+    conversation.push(json!({"role": "assistant", "content": response}));
+    json!({
+        "model": model,
+        "messages": conversation,
+        "add_generation_prompt": false,
+        "task": "classify",
+        "use_activation": false,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Why a `/pooling` reply gave no reward.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RewardReplyError {
+    /// The model gives this many values per sequence, not one.
+    NotOneValue(usize),
+    /// Not the JSON of a pooling reply, or not one result.
+    Malformed(String),
+}
+
+#[derive(Deserialize)]
+struct PoolingReply {
+    data: Vec<PoolingItem>,
+}
+
+#[derive(Deserialize)]
+struct PoolingItem {
+    data: serde_json::Value,
+}
+
+/// Reads the reward out of a `/pooling` reply for one sequence.
+pub(crate) fn parse_reward(body: &str) -> Result<f64, RewardReplyError> {
+    let reply: PoolingReply = serde_json::from_str(body).map_err(|error| {
+        RewardReplyError::Malformed(format!("not the JSON of a pooling reply ({error})"))
+    })?;
+    let [item] = <[PoolingItem; 1]>::try_from(reply.data).map_err(|items| {
+        RewardReplyError::Malformed(format!("{} results where one was asked for", items.len()))
+    })?;
+    let values = item.data.as_array().ok_or_else(|| {
+        RewardReplyError::Malformed("the result's `data` is not a list of numbers".to_string())
+    })?;
+    match values.as_slice() {
+        [value] => value.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
+            RewardReplyError::Malformed(format!("the reward {value} is not a finite number"))
+        }),
+        others => Err(RewardReplyError::NotOneValue(others.len())),
     }
 }

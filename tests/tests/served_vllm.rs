@@ -1,4 +1,5 @@
-//! `choice-logprobs` on a model served by vLLM: exact, and equal to the local model's; and
+//! `choice-logprobs` on a model served by vLLM: exact, and equal to the local model's; `reward`
+//! through vLLM's pooling API, equal to transformers' (with `PONDER_VLLM_REWARD_MODEL`); and
 //! `ponder train` with LoRA sampling each iteration on vLLM through the iteration's adapter,
 //! loaded at run time, which scores exactly as ponder's merged model of that iteration.
 //!
@@ -40,7 +41,9 @@ use std::time::Duration;
 use ponder_e2e::served::{TestServer, free_port, http_get, start_test_server};
 use ponder_e2e::{Outcome, plugin, ponder, ponder_binary, root, tpo_plugin_tables};
 use ponder_manifest::ServedModel;
-use ponder_plugin_runtime::capability::{ChoiceRequest, Message, ModelBudget};
+use ponder_plugin_runtime::capability::{
+    ChoiceRequest, Message, ModelAccessError, ModelBudget, RewardRequest,
+};
 use ponder_served::ServedClient;
 
 /// Largest difference allowed between a choice's log-probability on vLLM and on the local model.
@@ -111,7 +114,7 @@ fn vllm() -> Option<&'static Vllm> {
     static SERVER: OnceLock<Option<Vllm>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            vllm_setup().map(|(executable, model)| start_vllm(&executable, &model, false))
+            vllm_setup().map(|(executable, model)| start_vllm(&executable, &model, &[], &[]))
         })
         .as_ref()
 }
@@ -124,23 +127,29 @@ fn vllm_with_lora() -> Option<&'static Vllm> {
     static SERVER: OnceLock<Option<Vllm>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            vllm_setup().map(|(executable, model)| start_vllm(&executable, &model, true))
+            vllm_setup().map(|(executable, model)| {
+                start_vllm(
+                    &executable,
+                    &model,
+                    &["--enable-lora", "--max-lora-rank", "8"],
+                    &[("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "True")],
+                )
+            })
         })
         .as_ref()
 }
 
-fn start_vllm(executable: &Path, model: &Path, lora: bool) -> Vllm {
+/// `vllm serve MODEL` with `flags` and `env` added.
+fn start_vllm(executable: &Path, model: &Path, flags: &[&str], env: &[(&str, &str)]) -> Vllm {
     let port = free_port();
     let mut args: Vec<OsString> = vec!["serve".into(), model.as_os_str().to_os_string()];
-    let flags = ["--served-model-name", SERVED_NAME, "--host", "127.0.0.1"];
-    args.extend(flags.map(OsString::from));
+    let naming = ["--served-model-name", SERVED_NAME, "--host", "127.0.0.1"];
+    args.extend(naming.map(OsString::from));
     args.extend(["--port".into(), port.to_string().into()]);
     args.extend(["--dtype", "float32", "--max-model-len", "2048"].map(OsString::from));
+    args.extend(flags.iter().map(OsString::from));
     let mut envs: Vec<(OsString, OsString)> = vec![("HF_HUB_OFFLINE".into(), "1".into())];
-    if lora {
-        args.extend(["--enable-lora", "--max-lora-rank", "8"].map(OsString::from));
-        envs.push(("VLLM_ALLOW_RUNTIME_LORA_UPDATING".into(), "True".into()));
-    }
+    envs.extend(env.iter().map(|(key, value)| (key.into(), value.into())));
     if std::env::var_os("VLLM_CPU_KVCACHE_SPACE").is_none() {
         envs.push(("VLLM_CPU_KVCACHE_SPACE".into(), "1".into()));
     }
@@ -589,4 +598,111 @@ timeout_ms = 300000
         trained > 10.0 * LOGPROB_TOLERANCE,
         "training moved the model too little to tell the adapter from the seed: {trained:.3e}"
     );
+}
+
+/// The reward model's outputs by transformers (the Python of `PONDER_VLLM`'s environment) for
+/// each conversation with its response as the assistant's turn, the chat template applied
+/// without a generation prompt, as a reward model is scored.
+fn transformers_rewards(executable: &Path, model: &Path, requests: &[RewardRequest]) -> Vec<f64> {
+    let python = executable.with_file_name("python");
+    let conversations: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|request| {
+            let mut turns: Vec<serde_json::Value> = request
+                .messages
+                .iter()
+                .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+                .collect();
+            turns.push(serde_json::json!({"role": "assistant", "content": request.response}));
+            serde_json::Value::Array(turns)
+        })
+        .collect();
+    let script = r#"
+import json, sys, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model_dir, conversations = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+rewards = []
+for conversation in conversations:
+    ids = tokenizer.apply_chat_template(conversation, tokenize=True, add_generation_prompt=False, return_dict=False)
+    with torch.no_grad():
+        rewards.append(model(torch.tensor([ids])).logits[0, 0].item())
+print(json.dumps(rewards))
+"#;
+    let output = Command::new(&python)
+        .args(["-c", script])
+        .arg(model)
+        .arg(serde_json::Value::Array(conversations).to_string())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "transformers failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// `reward` on a reward model served by vLLM (`--runner pooling`) equals transformers' output of
+/// the same model; on a generative model's server it is `unsupported`. Runs when
+/// `PONDER_VLLM_REWARD_MODEL` names a sequence-classification model with one output (e.g.
+/// SmolLM2 with a `score` head: `LlamaForSequenceClassification`, `num_labels = 1`).
+#[test]
+fn rewards_on_vllm_equal_transformers_and_a_generative_model_refuses() {
+    let Some((executable, _)) = vllm_setup() else {
+        return;
+    };
+    let Some(reward_model) = std::env::var_os("PONDER_VLLM_REWARD_MODEL").map(PathBuf::from) else {
+        eprintln!("skipped: set PONDER_VLLM_REWARD_MODEL (a reward model directory) to run it");
+        return;
+    };
+    let requests: Vec<RewardRequest> = [
+        (
+            "What is the capital of France?",
+            "The capital of France is Paris.",
+        ),
+        ("What is the capital of France?", "I like turtles."),
+        ("Name a primary colour.", "Red."),
+    ]
+    .into_iter()
+    .map(|(question, response)| RewardRequest {
+        messages: vec![message("user", question)],
+        response: response.into(),
+    })
+    .collect();
+    let server = start_vllm(&executable, &reward_model, &["--runner", "pooling"], &[]);
+    let mut budget = ModelBudget::unlimited();
+    let served_rewards = ServedClient::new("reward", &served(&server.url))
+        .expect("client")
+        .reward(&requests, &mut budget)
+        .expect("rewards on vLLM");
+    let expected = transformers_rewards(&executable, &reward_model, &requests);
+    let difference = max_difference(
+        std::slice::from_ref(&served_rewards),
+        std::slice::from_ref(&expected),
+    );
+    eprintln!("vLLM: {served_rewards:?}\ntransformers: {expected:?}\nmax |Δ| {difference:.3e}");
+    assert!(
+        difference <= LOGPROB_TOLERANCE,
+        "{served_rewards:?} against {expected:?}"
+    );
+    assert!(
+        served_rewards[0] != served_rewards[1],
+        "different responses, different rewards: {served_rewards:?}"
+    );
+
+    let Some(generative) = vllm() else { return };
+    match ServedClient::new("policy", &served(&generative.url))
+        .expect("client")
+        .reward(&requests, &mut budget)
+    {
+        Err(ModelAccessError::Unsupported(message)) => {
+            assert!(message.contains("--runner pooling"), "{message}");
+        }
+        other => panic!("expected unsupported, got {other:?}"),
+    }
 }

@@ -800,13 +800,7 @@ impl ServedClient {
                 self.unsupported_choices(&format!("{endpoint} answered without `prompt_logprobs`")),
             ),
             ScoreReplyError::Malformed(message) => {
-                Refusal::Error(ModelAccessError::from(ServedError::Malformed {
-                    model: self.name.clone(),
-                    endpoint: endpoint.clone(),
-                    request: label.clone(),
-                    message,
-                    start: start_of(&text, QUOTED_CHARS),
-                }))
+                self.malformed(&endpoint, &label, message, &text)
             }
         })
     }
@@ -848,25 +842,12 @@ impl ServedClient {
         label: &str,
         deadline: Instant,
     ) -> Result<Tokenized, Refusal> {
-        let text = self
-            .post(endpoint, body, label, deadline)
-            .map_err(|failure| match failure {
-                Failure::Served(ServedError::Status { status: 404, .. }) => {
-                    Refusal::Error(self.unsupported_choices(&format!(
-                        "{endpoint} answered HTTP 404 (the server has no tokenize endpoint)"
-                    )))
-                }
-                failure => self.refusal(failure),
-            })?;
-        parse_tokenize(&text).map_err(|message| {
-            Refusal::Error(ModelAccessError::from(ServedError::Malformed {
-                model: self.name.clone(),
-                endpoint: endpoint.to_string(),
-                request: label.to_string(),
-                message,
-                start: start_of(&text, QUOTED_CHARS),
-            }))
-        })
+        let text = self.post_to_optional_api(endpoint, body, label, deadline, || {
+            self.unsupported_choices(&format!(
+                "{endpoint} answered HTTP 404 (the server has no tokenize endpoint)"
+            ))
+        })?;
+        parse_tokenize(&text).map_err(|message| self.malformed(endpoint, label, message, &text))
     }
 
     /// vLLM's `/tokenize`: at the server's root, beside (not under) the `/v1` of `url`.
@@ -877,6 +858,36 @@ impl ServedClient {
     /// The server's root: `url` without its `/v1` (where vLLM puts `/tokenize` and `/pooling`).
     fn root(&self) -> &str {
         self.base.strip_suffix("/v1").unwrap_or(&self.base)
+    }
+
+    /// Posts to an endpoint not every server has (vLLM's `/tokenize`, `/pooling`): HTTP 404
+    /// is `missing()` (unsupported), any other failure as [`Self::refusal`] says.
+    fn post_to_optional_api(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        label: &str,
+        deadline: Instant,
+        missing: impl FnOnce() -> ModelAccessError,
+    ) -> Result<String, Refusal> {
+        self.post(endpoint, body, label, deadline)
+            .map_err(|failure| match failure {
+                Failure::Served(ServedError::Status { status: 404, .. }) => {
+                    Refusal::Error(missing())
+                }
+                failure => self.refusal(failure),
+            })
+    }
+
+    /// A reply of `endpoint` to request `label` that is not what the API promises.
+    fn malformed(&self, endpoint: &str, label: &str, message: String, text: &str) -> Refusal {
+        Refusal::Error(ModelAccessError::from(ServedError::Malformed {
+            model: self.name.clone(),
+            endpoint: endpoint.to_string(),
+            request: label.to_string(),
+            message,
+            start: start_of(text, QUOTED_CHARS),
+        }))
     }
 
     fn refusal(&self, failure: Failure) -> Refusal {
@@ -933,21 +944,12 @@ impl ServedClient {
     ) -> Result<f64, Refusal> {
         let label = format!("reward request {index}");
         let endpoint = format!("{}/pooling", self.root());
-        let text = self
-            .post(
-                &endpoint,
-                &reward_body(&self.model, &request.messages, &request.response),
-                &label,
-                deadline,
-            )
-            .map_err(|failure| match failure {
-                Failure::Served(ServedError::Status { status: 404, .. }) => {
-                    Refusal::Error(self.unsupported_reward(&format!(
-                        "{endpoint} answered HTTP 404 (the server has no pooling API)"
-                    )))
-                }
-                failure => self.refusal(failure),
-            })?;
+        let body = reward_body(&self.model, &request.messages, &request.response);
+        let text = self.post_to_optional_api(&endpoint, &body, &label, deadline, || {
+            self.unsupported_reward(&format!(
+                "{endpoint} answered HTTP 404 (the server has no pooling API)"
+            ))
+        })?;
         parse_reward(&text).map_err(|error| match error {
             RewardReplyError::NotOneValue(count) => {
                 Refusal::Error(self.unsupported_reward(&format!(
@@ -955,13 +957,7 @@ impl ServedClient {
                 )))
             }
             RewardReplyError::Malformed(message) => {
-                Refusal::Error(ModelAccessError::from(ServedError::Malformed {
-                    model: self.name.clone(),
-                    endpoint: endpoint.clone(),
-                    request: label.clone(),
-                    message,
-                    start: start_of(&text, QUOTED_CHARS),
-                }))
+                self.malformed(&endpoint, &label, message, &text)
             }
         })
     }

@@ -36,6 +36,6 @@ pub use loss::{LossConfig, LossKind, LossOutput, PairLogps, preference_loss};
 pub use model::TrainableModel;
 pub use optim::{AdamW, AdamWConfig, GradientAccumulator};
 pub use ponder_model::{LoraConfig, LoraTarget};
-pub use run_dir::ADAPTER_DIR;
+pub use run_dir::{ADAPTER_DIR, save_with_adapter};
 pub use schedule::{Schedule, ScheduleKind};
 pub use train::{DpoJob, DpoOutcome, EvalHook, train_dpo};

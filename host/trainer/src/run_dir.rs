@@ -300,20 +300,35 @@ pub(crate) fn save_model<M: TrainableModel>(
     dir: &Path,
 ) -> Result<(), TrainError> {
     let weights = model.to_weights()?;
-    let adapter = match lora {
-        Some(lora) => Some((lora, model.lora_weights()?)),
+    let factors = match lora {
+        Some(_) => Some(model.lora_weights()?),
         None => None,
     };
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     }
+    save_with_adapter(dir, template, &weights, lora.zip(factors.as_ref()))
+}
+
+/// Writes `weights` as a Hugging Face directory at `dir` with the tokenizer and chat template of
+/// `template`, and with `adapter` (settings and unmerged factors) as the PEFT directory
+/// `dir/adapter/`, all in one atomic rename.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] when a file cannot be written.
+pub fn save_with_adapter(
+    dir: &Path,
+    template: &Checkpoint,
+    weights: &Weights,
+    adapter: Option<(&LoraConfig, &Weights)>,
+) -> Result<(), TrainError> {
     ponder_checkpoint::save_hf_dir_with(
         dir,
         &template.config,
-        &weights,
+        weights,
         &template.tokenizer,
         template.chat_template.as_ref(),
-        |written| match &adapter {
+        |written| match adapter {
             Some((lora, factors)) => {
                 ponder_model::lora::write_peft_adapter(&written.join(ADAPTER_DIR), lora, factors)
             }

@@ -17,7 +17,7 @@ use ponder_model::{CausalLm, GenerationRequest, LoraConfig, LoraTarget, generate
 use ponder_plugin_runtime::types::{JudgeRequest, Parsed};
 use ponder_trainer::{
     ADAPTER_DIR, AdamWConfig, BatchSizeConfig, DpoConfig, DpoJob, EvalHook, LossConfig, LossKind,
-    TrainError, TrainableModel, read_pairs, train_dpo,
+    TrainError, TrainableModel, read_pairs, save_with_adapter, train_dpo,
 };
 use std::ops::ControlFlow;
 
@@ -67,51 +67,32 @@ pub fn run(
         );
         // With LoRA the model keeps an adapter (M_t's, or a fresh one: B = 0 changes nothing),
         // so that every iteration's model can be loaded the same way.
+        let fresh_factors;
         let adapter = match (&config.lora, &adapter_start) {
-            (Some(lora), Some((_, weights))) => Some((lora, weights.clone())),
+            (Some(lora), Some((_, factors))) => Some((lora, factors)),
             (Some(lora), None) => {
-                let fresh = CausalLm::from_checkpoint(&checkpoint, &device)
+                fresh_factors = CausalLm::from_checkpoint(&checkpoint, &device)
                     .and_then(|model| model.with_lora(lora, config.seed))
                     .and_then(|model| model.lora_weights())
                     .map_err(|e| PipelineError::model("a fresh LoRA adapter", e))?;
-                Some((lora, fresh))
+                Some((lora, &fresh_factors))
             }
             (None, _) => None,
         };
-        ponder_checkpoint::save_hf_dir_with(
-            &target,
-            &checkpoint.config,
-            &checkpoint.weights,
-            &checkpoint.tokenizer,
-            checkpoint.chat_template.as_ref(),
-            |written| match &adapter {
-                Some((lora, weights)) => ponder_model::lora::write_peft_adapter(
-                    &written.join(ADAPTER_DIR),
-                    lora,
-                    weights,
-                ),
-                None => Ok(()),
-            },
-        )?;
+        save_with_adapter(&target, &checkpoint, &checkpoint.weights, adapter)?;
         return Ok(());
     }
-    let job = match &adapter_start {
-        Some((seed, adapter)) => DpoJob {
-            policy: seed,
-            reference: Some(&checkpoint),
-            pairs: &pairs,
-            out_dir: &dir.join("dpo"),
-            device: device.clone(),
-            adapter: Some(adapter),
-        },
-        None => DpoJob {
-            policy: &checkpoint,
-            reference: None,
-            pairs: &pairs,
-            out_dir: &dir.join("dpo"),
-            device: device.clone(),
-            adapter: None,
-        },
+    let (start, reference, adapter) = match &adapter_start {
+        Some((seed, factors)) => (seed, Some(&checkpoint), Some(factors)),
+        None => (&checkpoint, None, None),
+    };
+    let job = DpoJob {
+        policy: start,
+        reference,
+        pairs: &pairs,
+        out_dir: &dir.join("dpo"),
+        device: device.clone(),
+        adapter,
     };
     let mut hook = ValidationHook {
         plan,

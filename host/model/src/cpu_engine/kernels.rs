@@ -2,16 +2,25 @@
 //!
 //! The matrix product is the one that matters: decoding multiplies a few dozen rows of
 //! activations by each weight matrix, a shape where a general gemm spends its time packing
-//! operands. Here every output is a dot product of an activation row and a weight row (weights
-//! stay in their Hugging Face `[out, in]` layout), computed in 4 × 4 register tiles so each
-//! weight row is streamed once per tile of activation rows. AVX-512 is used when the CPU has
-//! it (detected at run time); otherwise a portable version of the same loop.
+//! operands, and prefill a few hundred. Weights are packed once, when the engine is built, into
+//! panels of 32 output columns laid out input-major ([`PackedMatrix`]); the kernel computes
+//! 12 × 32 register tiles in outer-product form (two panel vectors and one broadcast activation
+//! per input index, no horizontal sums), over depth chunks that keep the panel in L1 while every
+//! tile of a block of rows reads it. AVX-512 is used when the CPU has it (detected at run
+//! time); otherwise a portable version of the same loop. The next chunk of weights is
+//! prefetched while one is computed: decoding reads every weight from memory once per step
+//! and uses it a few dozen times, so the product waits on memory as much as on arithmetic.
+//!
+//! From [`GEMM_ROWS`] rows up (prefill of many prompts) the product goes to the `gemm` crate
+//! over the unpacked weights instead: there, blocking the activations too pays for itself.
 
-use crate::fused::kernels::dot;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on the calling thread (fan-out costs more).
 const PARALLEL_WORK: usize = 1 << 20;
+
+/// From this many activation rows a product runs on the `gemm` crate's blocked kernels.
+pub const GEMM_ROWS: usize = 512;
 
 /// A raw output pointer shared by threads that write disjoint columns.
 #[derive(Clone, Copy)]
@@ -20,49 +29,56 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// `out[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`, all row-major; `out` is overwritten.
-///
-/// # Panics
-/// If a slice is shorter than its shape says (a bug of the caller, never user input).
-pub fn matmul_transposed(
+/// The product on the `gemm` crate (`w` read transposed through its strides, no copy).
+fn blocked_product(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
     [m, n, k]: [usize; 3],
+    threads: usize,
 ) {
-    assert!(x.len() >= m * k && w.len() >= n * k && out.len() >= m * n);
-    if let Some(bias) = bias {
-        assert!(bias.len() >= n);
+    let out = &mut out[..m * n];
+    match bias {
+        Some(bias) => out
+            .chunks_exact_mut(n)
+            .for_each(|row| row.copy_from_slice(&bias[..n])),
+        None => out.fill(0.0),
     }
-    let threads = if m * n * k >= PARALLEL_WORK {
-        rayon::current_num_threads().max(1)
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
     } else {
-        1
+        gemm::Parallelism::None
     };
-    // Column blocks, a multiple of the tile width, a few per thread for balance.
-    let block = n.div_ceil(threads * 4).next_multiple_of(4).max(4);
-    let shared = SharedOut(out.as_mut_ptr());
-    let avx512 = has_avx512();
-    let run = |start: usize| {
-        let end = (start + block).min(n);
-        let out = shared;
-        // SAFETY: slices were checked above; blocks [start, end) are disjoint across calls;
-        // `avx512` was detected on this CPU.
-        unsafe { product_block(x, w, bias, out.0, [m, n, k], start..end, avx512) };
-    };
-    if threads > 1 {
-        (0..n)
-            .step_by(block)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .for_each(run);
-    } else {
-        (0..n).step_by(block).for_each(run);
+    // SAFETY: the shapes were checked by the caller: out is [m, n] row-major (column stride 1,
+    // row stride n), x is [m, k] (1, k), and w [n, k] read as the [k, n] right operand
+    // (column stride k, row stride 1); out = 1·out + 1·x·wᵀ.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
 
-/// Whether this CPU runs the AVX-512 tile (detected once per product, not per tile).
+/// Whether this CPU runs the AVX-512 kernel (detected once per product, not per tile).
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::arch::is_x86_feature_detected!("avx512f");
@@ -70,106 +86,256 @@ fn has_avx512() -> bool {
     return false;
 }
 
-/// Columns `cols` of the product, tile by tile.
+/// Columns of a packed panel: two AVX-512 vectors.
+const PANEL: usize = 32;
+/// Activation rows per register tile.
+const TILE_ROWS: usize = 12;
+/// Activation rows per cache block: the block's rows stay in L2 while every panel passes.
+const ROW_BLOCK: usize = 128;
+/// Input indices per pass over a panel: `DEPTH × PANEL` weights (16 KiB) stay in L1 while every
+/// tile of the row block reads them.
+const DEPTH: usize = 128;
+
+/// A weight matrix `[n, k]` repacked for [`matmul_packed`]: panels of [`PANEL`] output
+/// columns, each stored `[k][PANEL]` (column-contiguous per input index) and zero-padded past
+/// `n`, so the kernel reads every panel as one sequential stream and broadcasts activations.
+pub struct PackedMatrix {
+    data: Vec<f32>,
+    /// Index of the first panel value in `data` (64-byte aligned, so no load splits a line).
+    start: usize,
+    n: usize,
+    k: usize,
+}
+
+impl PackedMatrix {
+    /// Packs `w`, row-major `[n, k]` (the Hugging Face `[out, in]` layout).
+    ///
+    /// # Panics
+    /// If `w` is shorter than `n * k` (a bug of the caller, never user input).
+    pub fn pack(w: &[f32], n: usize, k: usize) -> PackedMatrix {
+        assert!(w.len() >= n * k);
+        let panels = n.div_ceil(PANEL);
+        let len = panels * k * PANEL;
+        let mut data = vec![0f32; len + 16];
+        let start = data.as_ptr().align_offset(64).min(16);
+        data[start..start + len]
+            .par_chunks_mut(k * PANEL)
+            .enumerate()
+            .for_each(|(panel, dst)| {
+                let first = panel * PANEL;
+                for c in 0..PANEL.min(n - first) {
+                    let row = &w[(first + c) * k..][..k];
+                    for (p, &value) in row.iter().enumerate() {
+                        dst[p * PANEL + c] = value;
+                    }
+                }
+            });
+        PackedMatrix { data, start, n, k }
+    }
+
+    /// Output columns `n`.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Input width `k`.
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    fn panel(&self, panel: usize) -> &[f32] {
+        &self.data[self.start + panel * self.k * PANEL..][..self.k * PANEL]
+    }
+}
+
+/// `out[m, n] = x[m, k] · Wᵀ (+ bias[n])`; `out` is overwritten. `packed` is `raw` (row-major
+/// `[n, k]`) packed: small products read the packed copy, large ones the raw weights.
+///
+/// # Panics
+/// If a slice is shorter than its shape says or `packed` is not `[n, k]` (a bug of the caller,
+/// never user input).
+pub fn matmul_packed(
+    x: &[f32],
+    raw: &[f32],
+    packed: &PackedMatrix,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+) {
+    let w = packed;
+    let (n, k) = (w.n, w.k);
+    assert!(x.len() >= m * k && out.len() >= m * n && raw.len() >= n * k);
+    if let Some(bias) = bias {
+        assert!(bias.len() >= n);
+    }
+    let panels = n.div_ceil(PANEL);
+    let threads = if m * n * k >= PARALLEL_WORK {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
+    if m >= GEMM_ROWS {
+        blocked_product(x, raw, bias, out, [m, n, k], threads);
+        return;
+    }
+    // Panels per task: a few tasks per thread for balance.
+    let per_task = panels.div_ceil(threads * 4).max(1);
+    let shared = SharedOut(out.as_mut_ptr());
+    let avx512 = has_avx512();
+    for rows in (0..m).step_by(ROW_BLOCK) {
+        let rows = rows..(rows + ROW_BLOCK).min(m);
+        let run = |first: usize| {
+            let out = shared;
+            for panel in first..(first + per_task).min(panels) {
+                // SAFETY: shapes checked above; each task writes its own panels' columns;
+                // `avx512` was detected on this CPU.
+                unsafe { panel_rows(x, w, bias, out.0, panel, rows.clone(), avx512) };
+            }
+        };
+        if threads > 1 {
+            (0..panels)
+                .step_by(per_task)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .for_each(run);
+        } else {
+            (0..panels).step_by(per_task).for_each(run);
+        }
+    }
+}
+
+/// One panel's columns for `rows`, tile by tile.
 ///
 /// # Safety
-/// `x`, `w`, `bias` and `out` must hold the shapes given; no other thread writes `cols`;
-/// `avx512` only where the CPU has AVX-512F.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product_block(
+/// As [`matmul_packed`] checks; no other thread writes this panel's columns.
+unsafe fn panel_rows(
     x: &[f32],
-    w: &[f32],
+    w: &PackedMatrix,
     bias: Option<&[f32]>,
     out: *mut f32,
-    dims: [usize; 3],
-    cols: std::ops::Range<usize>,
+    panel: usize,
+    rows: std::ops::Range<usize>,
     avx512: bool,
 ) {
-    let [m, _, _] = dims;
-    let mut j = cols.start;
-    while j < cols.end {
-        let nr = (cols.end - j).min(4);
-        let mut i = 0;
-        while i < m {
-            let mr = (m - i).min(4);
-            // SAFETY: forwarded from the caller; the tile lies inside the shapes.
+    for depth in (0..w.k).step_by(DEPTH) {
+        let depth = depth..(depth + DEPTH).min(w.k);
+        prefetch_following(w, panel, depth.end);
+        let mut i = rows.start;
+        while i < rows.end {
+            let mr = (rows.end - i).min(TILE_ROWS);
+            // SAFETY: forwarded.
             unsafe {
-                match (mr, nr) {
-                    (4, 4) => tile::<4, 4>(x, w, bias, out, dims, i, j, avx512),
-                    (4, 3) => tile::<4, 3>(x, w, bias, out, dims, i, j, avx512),
-                    (4, 2) => tile::<4, 2>(x, w, bias, out, dims, i, j, avx512),
-                    (4, 1) => tile::<4, 1>(x, w, bias, out, dims, i, j, avx512),
-                    (3, 4) => tile::<3, 4>(x, w, bias, out, dims, i, j, avx512),
-                    (3, 3) => tile::<3, 3>(x, w, bias, out, dims, i, j, avx512),
-                    (3, 2) => tile::<3, 2>(x, w, bias, out, dims, i, j, avx512),
-                    (3, 1) => tile::<3, 1>(x, w, bias, out, dims, i, j, avx512),
-                    (2, 4) => tile::<2, 4>(x, w, bias, out, dims, i, j, avx512),
-                    (2, 3) => tile::<2, 3>(x, w, bias, out, dims, i, j, avx512),
-                    (2, 2) => tile::<2, 2>(x, w, bias, out, dims, i, j, avx512),
-                    (2, 1) => tile::<2, 1>(x, w, bias, out, dims, i, j, avx512),
-                    (1, 4) => tile::<1, 4>(x, w, bias, out, dims, i, j, avx512),
-                    (1, 3) => tile::<1, 3>(x, w, bias, out, dims, i, j, avx512),
-                    (1, 2) => tile::<1, 2>(x, w, bias, out, dims, i, j, avx512),
-                    _ => tile::<1, 1>(x, w, bias, out, dims, i, j, avx512),
+                match mr {
+                    12 => packed_tile::<12>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    11 => packed_tile::<11>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    10 => packed_tile::<10>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    9 => packed_tile::<9>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    8 => packed_tile::<8>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    7 => packed_tile::<7>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    6 => packed_tile::<6>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    5 => packed_tile::<5>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    4 => packed_tile::<4>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    3 => packed_tile::<3>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    2 => packed_tile::<2>(x, w, bias, out, panel, i, depth.clone(), avx512),
+                    _ => packed_tile::<1>(x, w, bias, out, panel, i, depth.clone(), avx512),
                 }
             }
             i += mr;
         }
-        j += nr;
     }
 }
 
-/// One `MR × NR` tile of outputs, rows `i..i+MR`, columns `j..j+NR`.
+/// Asks the cache for the next depth chunk of packed weights (the rest of this panel or the
+/// start of the next, which follows it in memory) while this one is computed: decoding streams
+/// the weights from memory once per step, and the hardware prefetcher alone leaves the kernel
+/// waiting on them.
+fn prefetch_following(w: &PackedMatrix, panel: usize, depth_end: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let from = w.start + (panel * w.k + depth_end) * PANEL;
+        let to = (from + DEPTH * PANEL).min(w.data.len());
+        // 16 floats per cache line.
+        for index in (from..to).step_by(16) {
+            // SAFETY: the address is inside `data`; a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(w.data.as_ptr().add(index).cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (w, panel, depth_end);
+}
+
+/// Rows `i..i+MR` × the panel's columns, over inputs `depth`: the first depth chunk writes
+/// `out` (with the bias), later ones add to it.
 ///
 /// # Safety
-/// As [`product_block`].
+/// As [`panel_rows`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const MR: usize, const NR: usize>(
+unsafe fn packed_tile<const MR: usize>(
     x: &[f32],
-    w: &[f32],
+    w: &PackedMatrix,
     bias: Option<&[f32]>,
     out: *mut f32,
-    [_, n, k]: [usize; 3],
+    panel: usize,
     i: usize,
-    j: usize,
+    depth: std::ops::Range<usize>,
     avx512: bool,
 ) {
-    let mut sums = [[0f32; NR]; MR];
+    let (n, k) = (w.n, w.k);
+    let first = panel * PANEL;
+    let width = PANEL.min(n - first);
+    // The tile starts from the bias (first depth chunk) or from the partial sums in `out`.
+    let mut sums = [[0f32; PANEL]; MR];
+    for (r, row) in sums.iter_mut().enumerate() {
+        if depth.start == 0 {
+            if let Some(bias) = bias {
+                row[..width].copy_from_slice(&bias[first..first + width]);
+            }
+        } else {
+            // SAFETY: row i + r, columns first..first + width are inside out and this task's.
+            let slot = unsafe { std::slice::from_raw_parts(out.add((i + r) * n + first), width) };
+            row[..width].copy_from_slice(slot);
+        }
+    }
+    let x = &x[i * k + depth.start..(i + MR - 1) * k + depth.end];
+    let weights = &w.panel(panel)[depth.start * PANEL..depth.end * PANEL];
+    let chunk = depth.len();
     #[cfg(target_arch = "x86_64")]
     if avx512 {
-        // SAFETY: the caller detected AVX-512F; bounds are the caller's promise.
-        unsafe { avx512::tile_dots::<MR, NR>(x, w, k, i, j, &mut sums) };
+        // SAFETY: the caller detected AVX-512F; x holds MR rows (stride k) of chunk inputs,
+        // weights chunk × PANEL values.
+        unsafe { avx512::packed_tile_sums::<MR>(x, k, weights, chunk, &mut sums) };
     } else {
-        portable_tile_dots::<MR, NR>(x, w, k, i, j, &mut sums);
+        portable_packed_sums::<MR>(x, k, weights, chunk, &mut sums);
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = avx512;
-        portable_tile_dots::<MR, NR>(x, w, k, i, j, &mut sums);
+        portable_packed_sums::<MR>(x, k, weights, chunk, &mut sums);
     }
     for (r, row) in sums.iter().enumerate() {
-        for (c, &sum) in row.iter().enumerate() {
-            let b = bias.map_or(0.0, |b| b[j + c]);
-            // SAFETY: (i + r, j + c) is inside out's [m, n] and in this thread's columns.
-            unsafe { *out.add((i + r) * n + j + c) = sum + b };
-        }
+        // SAFETY: as above.
+        let slot = unsafe { std::slice::from_raw_parts_mut(out.add((i + r) * n + first), width) };
+        slot.copy_from_slice(&row[..width]);
     }
 }
 
-/// The tile's dot products without SIMD intrinsics (see [`dot`]).
-pub(crate) fn portable_tile_dots<const MR: usize, const NR: usize>(
+/// Adds the tile's products to `sums` without SIMD intrinsics (the compiler vectorises the
+/// inner loop).
+pub(crate) fn portable_packed_sums<const MR: usize>(
     x: &[f32],
-    w: &[f32],
-    k: usize,
-    i: usize,
-    j: usize,
-    sums: &mut [[f32; NR]; MR],
+    stride: usize,
+    panel: &[f32],
+    depth: usize,
+    sums: &mut [[f32; PANEL]; MR],
 ) {
-    for (r, row) in sums.iter_mut().enumerate() {
-        let xr = &x[(i + r) * k..][..k];
-        for (c, sum) in row.iter_mut().enumerate() {
-            *sum = dot(xr, &w[(j + c) * k..][..k]);
+    for (p, weights) in panel.chunks_exact(PANEL).enumerate().take(depth) {
+        for (r, row) in sums.iter_mut().enumerate() {
+            let xv = x[r * stride + p];
+            for (s, &wv) in row.iter_mut().zip(weights) {
+                *s += xv * wv;
+            }
         }
     }
 }
@@ -178,56 +344,42 @@ pub(crate) fn portable_tile_dots<const MR: usize, const NR: usize>(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// The tile's dot products, 16 lanes at a time; the last partial chunk uses masked loads.
+    /// Adds a tile of `MR` rows × 32 columns to `sums`: per input index, two panel vectors and
+    /// one broadcast activation per row (outer-product form: no horizontal sums).
     ///
     /// # Safety
-    /// The CPU must support AVX-512F; rows `i..i+MR` of `x` and `j..j+NR` of `w` must exist.
+    /// The CPU must support AVX-512F; `x` holds `MR` rows `stride` apart of `depth` values,
+    /// `panel` `depth × 32` values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tile_dots<const MR: usize, const NR: usize>(
+    pub(super) unsafe fn packed_tile_sums<const MR: usize>(
         x: &[f32],
-        w: &[f32],
-        k: usize,
-        i: usize,
-        j: usize,
-        sums: &mut [[f32; NR]; MR],
+        stride: usize,
+        panel: &[f32],
+        depth: usize,
+        sums: &mut [[f32; 32]; MR],
     ) {
-        debug_assert!(x.len() >= (i + MR) * k && w.len() >= (j + NR) * k);
-        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-        let xp = x[i * k..].as_ptr();
-        let wp = w[j * k..].as_ptr();
-        let mut p = 0;
-        // SAFETY: every load is inside the rows checked above (masked past k).
+        debug_assert!(x.len() >= (MR - 1) * stride + depth && panel.len() >= depth * 32);
+        let xp = x.as_ptr();
+        let wp = panel.as_ptr();
+        // SAFETY: every load is inside the slices checked above.
         unsafe {
-            while p + 16 <= k {
-                let mut wv = [_mm512_setzero_ps(); NR];
-                for (c, v) in wv.iter_mut().enumerate() {
-                    *v = _mm512_loadu_ps(wp.add(c * k + p));
-                }
-                for (r, acc_row) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_loadu_ps(xp.add(r * k + p));
-                    for (a, &v) in acc_row.iter_mut().zip(&wv) {
-                        *a = _mm512_fmadd_ps(xv, v, *a);
-                    }
-                }
-                p += 16;
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            for (acc_row, sum_row) in acc.iter_mut().zip(sums.iter()) {
+                acc_row[0] = _mm512_loadu_ps(sum_row.as_ptr());
+                acc_row[1] = _mm512_loadu_ps(sum_row.as_ptr().add(16));
             }
-            if p < k {
-                let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
-                let mut wv = [_mm512_setzero_ps(); NR];
-                for (c, v) in wv.iter_mut().enumerate() {
-                    *v = _mm512_maskz_loadu_ps(mask, wp.add(c * k + p));
-                }
+            for p in 0..depth {
+                let w0 = _mm512_loadu_ps(wp.add(p * 32));
+                let w1 = _mm512_loadu_ps(wp.add(p * 32 + 16));
                 for (r, acc_row) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_maskz_loadu_ps(mask, xp.add(r * k + p));
-                    for (a, &v) in acc_row.iter_mut().zip(&wv) {
-                        *a = _mm512_fmadd_ps(xv, v, *a);
-                    }
+                    let xv = _mm512_set1_ps(*xp.add(r * stride + p));
+                    acc_row[0] = _mm512_fmadd_ps(xv, w0, acc_row[0]);
+                    acc_row[1] = _mm512_fmadd_ps(xv, w1, acc_row[1]);
                 }
             }
-        }
-        for (sum_row, acc_row) in sums.iter_mut().zip(&acc) {
-            for (s, &a) in sum_row.iter_mut().zip(acc_row) {
-                *s = _mm512_reduce_add_ps(a);
+            for (sum_row, acc_row) in sums.iter_mut().zip(&acc) {
+                _mm512_storeu_ps(sum_row.as_mut_ptr(), acc_row[0]);
+                _mm512_storeu_ps(sum_row.as_mut_ptr().add(16), acc_row[1]);
             }
         }
     }
@@ -278,29 +430,43 @@ mod tests {
             .collect()
     }
 
+    fn assert_close(out: &[f32], expected: &[f32], shape: [usize; 3]) {
+        for (a, b) in out.iter().zip(expected) {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{shape:?}: {a} vs {b}"
+            );
+        }
+    }
+
     #[test]
     fn matmul_matches_naive_on_every_tile_shape_and_tail() {
-        // m and n cover full and partial tiles; k covers a multiple of 16, a tail, and k < 16.
+        // m covers full and partial register tiles and several row blocks; n full and partial
+        // panels; k one depth chunk, several, a partial one, and k < 16.
         for &(m, n, k) in &[
             (1, 1, 1),
             (3, 5, 7),
-            (4, 4, 16),
-            (5, 9, 33),
+            (12, 32, 16),
+            (13, 33, 128),
+            (5, 9, 129),
             (33, 70, 576),
             (8, 300, 1000),
+            (140, 65, 300),
+            (GEMM_ROWS, 33, 70),
+            (GEMM_ROWS + 37, 300, 129),
         ] {
             let x = values(m * k, 1);
             let w = values(n * k, 2);
             let bias = values(n, 3);
             let expected = naive(&x, &w, Some(&bias), [m, n, k]);
+            let packed = PackedMatrix::pack(&w, n, k);
+            assert_eq!((packed.rows(), packed.cols()), (n, k));
             let mut out = vec![f32::NAN; m * n];
-            matmul_transposed(&x, &w, Some(&bias), &mut out, [m, n, k]);
-            for (a, b) in out.iter().zip(&expected) {
-                assert!(
-                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                    "{m}x{n}x{k}: {a} vs {b}"
-                );
-            }
+            matmul_packed(&x, &w, &packed, Some(&bias), &mut out, m);
+            assert_close(&out, &expected, [m, n, k]);
+            let without_bias = naive(&x, &w, None, [m, n, k]);
+            matmul_packed(&x, &w, &packed, None, &mut out, m);
+            assert_close(&out, &without_bias, [m, n, k]);
         }
     }
 
@@ -311,22 +477,29 @@ mod tests {
         let w = values(n * k, 5);
         let expected = naive(&x, &w, None, [m, n, k]);
         let mut out = vec![0f32; m * n];
-        matmul_transposed(&x, &w, None, &mut out, [m, n, k]);
-        for (a, b) in out.iter().zip(&expected) {
-            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()));
-        }
+        matmul_packed(&x, &w, &PackedMatrix::pack(&w, n, k), None, &mut out, m);
+        assert_close(&out, &expected, [m, n, k]);
     }
 
     #[test]
     fn portable_tile_agrees_with_naive() {
-        let (k, m, n) = (37, 4, 4);
-        let x = values(m * k, 6);
+        // Three rows of a five-row x (stride 37), two depth chunks accumulated.
+        let (k, n) = (37, 32);
+        let x = values(5 * k, 6);
         let w = values(n * k, 7);
-        let expected = naive(&x, &w, None, [m, n, k]);
-        let mut sums = [[0f32; 4]; 4];
-        portable_tile_dots::<4, 4>(&x, &w, k, 0, 0, &mut sums);
-        for r in 0..4 {
-            for c in 0..4 {
+        let expected = naive(&x[k..4 * k], &w, None, [3, n, k]);
+        let packed = PackedMatrix::pack(&w, n, k);
+        let mut sums = [[0f32; PANEL]; 3];
+        portable_packed_sums::<3>(&x[k..], k, &packed.panel(0)[..20 * PANEL], 20, &mut sums);
+        portable_packed_sums::<3>(
+            &x[k + 20..],
+            k,
+            &packed.panel(0)[20 * PANEL..],
+            17,
+            &mut sums,
+        );
+        for r in 0..3 {
+            for c in 0..n {
                 assert!((sums[r][c] - expected[r * n + c]).abs() < 1e-4);
             }
         }

@@ -4,8 +4,10 @@
 //! burn operations that spends most of its time outside arithmetic (operand packing in the
 //! general gemm, an allocation per op, attention over the whole preallocated cache). This
 //! engine is the same decoder as [`CausalLm`]'s forward written directly over the model's own
-//! f32 weight buffers — borrowed from burn's flex tensors, not copied — with the kernels in
-//! [`kernels`] and a flat key/value cache that attention reads only up to the columns written.
+//! f32 weight buffers — borrowed from burn's flex tensors — and a copy of each projection
+//! packed for the kernels in [`kernels`] (memory traded for decode speed: one more f32 copy of
+//! the projections while the engine lives), with a flat key/value cache that attention reads
+//! only up to the columns written.
 //!
 //! It serves the sampler on the plain (non-autodiff) flex device; everything else (training,
 //! GPU devices) uses [`CausalLm`] itself. Its logits are checked against the burn forward and
@@ -28,7 +30,7 @@ use crate::device::is_plain_flex;
 use crate::fused::kernels::{dot, rms_norm, swiglu};
 use crate::model::{CausalLm, HfLinear};
 use crate::rope::Rope;
-use kernels::{apply_rope, matmul_transposed};
+use kernels::{PackedMatrix, apply_rope, matmul_packed};
 
 /// A weight tensor's f32 buffer, shared with the burn tensor it came from.
 struct Buffer {
@@ -48,11 +50,12 @@ impl Buffer {
     }
 }
 
+/// A projection: its weights as burn holds them and packed for [`matmul_packed`] (a copy:
+/// the kernel's layout is not burn's).
 struct Linear {
     weight: Buffer,
+    packed: PackedMatrix,
     bias: Option<Buffer>,
-    out_features: usize,
-    in_features: usize,
 }
 
 impl Linear {
@@ -62,26 +65,40 @@ impl Linear {
             return None;
         }
         let [out_features, in_features] = layer.weight.val().dims();
-        Some(Linear {
-            weight: Buffer::of(layer.weight.val())?,
-            bias: match &layer.bias {
-                Some(bias) => Some(Buffer::of(bias.val())?),
-                None => None,
-            },
-            out_features,
-            in_features,
-        })
+        let bias = match &layer.bias {
+            Some(bias) => Some(Buffer::of(bias.val())?),
+            None => None,
+        };
+        Some(Linear::new(
+            Buffer::of(layer.weight.val())?,
+            bias,
+            [out_features, in_features],
+        ))
+    }
+
+    fn new(
+        weight: Buffer,
+        bias: Option<Buffer>,
+        [out_features, in_features]: [usize; 2],
+    ) -> Linear {
+        let packed = PackedMatrix::pack(weight.data(), out_features, in_features);
+        Linear {
+            weight,
+            packed,
+            bias,
+        }
     }
 
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.
     fn apply(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
-        out.resize(rows * self.out_features, 0.0);
-        matmul_transposed(
+        out.resize(rows * self.packed.rows(), 0.0);
+        matmul_packed(
             x,
             self.weight.data(),
+            &self.packed,
             self.bias.as_ref().map(Buffer::data),
             out,
-            [rows, self.out_features, self.in_features],
+            rows,
         );
     }
 }
@@ -105,8 +122,8 @@ pub struct CpuEngine {
     embed: Buffer,
     layers: Vec<Layer>,
     norm: Buffer,
-    /// `None` when the head is tied to the embeddings.
-    head: Option<Linear>,
+    /// The output head (packed from the embeddings when the model ties them).
+    head: Linear,
 }
 
 /// Scratch buffers reused across the layers of one forward.
@@ -147,16 +164,23 @@ impl CpuEngine {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
+        let config = model.config().clone();
+        let embed = Buffer::of(model.embed_tokens.val())?;
+        let head = match &model.lm_head {
+            Some(head) => Linear::of(head)?,
+            None => Linear::new(
+                Buffer::of(model.embed_tokens.val())?,
+                None,
+                [config.vocab_size, config.hidden_size],
+            ),
+        };
         Some(CpuEngine {
-            config: model.config().clone(),
+            config,
             rope: model.rope().clone(),
-            embed: Buffer::of(model.embed_tokens.val())?,
+            embed,
             layers,
             norm: Buffer::of(model.norm.weight.val())?,
-            head: match &model.lm_head {
-                Some(head) => Some(Linear::of(head)?),
-                None => None,
-            },
+            head,
         })
     }
 
@@ -223,19 +247,7 @@ impl CpuEngine {
             &mut normed,
         );
         let mut logits = Vec::new();
-        match &self.head {
-            Some(head) => head.apply(&normed, rows, &mut logits),
-            None => {
-                logits.resize(rows * config.vocab_size, 0.0);
-                matmul_transposed(
-                    &normed,
-                    embed,
-                    None,
-                    &mut logits,
-                    [rows, config.vocab_size, width],
-                );
-            }
-        }
+        self.head.apply(&normed, rows, &mut logits);
         Ok(logits)
     }
 

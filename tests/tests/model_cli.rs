@@ -76,6 +76,41 @@ fn bench_flags_are_bounded() {
     assert!(stderr.contains("1..=1024"), "{stderr}");
     let stderr = failure(&["bench", "plugins", "--iterations", "4294967295"]);
     assert!(stderr.contains("4294967295"), "{stderr}");
+    let stderr = failure(&["bench", "score", "--pairs", "1000000000000"]);
+    assert!(stderr.contains("1..=100000"), "{stderr}");
+}
+
+#[test]
+fn bench_score_scores_every_token_of_the_pairs() {
+    let model = ponder_test_support::tiny_model_dir("llama");
+    let outcome = run(&[
+        "bench",
+        "score",
+        "--model",
+        text(&model),
+        "--pairs",
+        "3",
+        "--completion-tokens",
+        "12",
+        "--batch-pairs",
+        "2",
+        "--runs",
+        "2",
+    ]);
+    assert!(outcome.success, "{outcome:?}");
+    let report: serde_json::Value = serde_json::from_str(&outcome.stdout).expect("JSON report");
+    assert_eq!(report["pairs"], 3);
+    // Each pair scores its prompt twice and both completions: more than 3 × 2 × 12 tokens.
+    assert!(
+        report["scored_tokens"].as_u64().expect("count") > 72,
+        "{report}"
+    );
+    let rates = report["tokens_per_second_min_median_max"]
+        .as_array()
+        .expect("rates");
+    assert_eq!(rates.len(), 3);
+    assert!(rates.iter().all(|r| r.as_f64().is_some_and(|r| r > 0.0)));
+    assert_eq!(outcome.stderr.matches("tokens/s").count(), 2, "{outcome:?}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub enum BenchCommand {
     Plugins(PluginsBenchArgs),
     /// DPO: seconds per optimiser step and peak RSS of a full fine-tune (float32).
     Dpo(super::dpo::DpoBenchArgs),
+    /// Scoring: reference log-probs of the `bench dpo` pairs (forward passes only), tokens/s.
+    Score(super::dpo::ScoreBenchArgs),
     /// One Thought Preference Optimization iteration (64 instructions x 8 samples, up to 384
     /// new tokens, of the embedded model by default): each phase's time.
     Iteration(super::train::BenchIterationArgs),
@@ -49,6 +51,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Plugins(args) => bench_plugins(args),
         BenchCommand::Dpo(args) => super::dpo::bench(args),
+        BenchCommand::Score(args) => super::dpo::bench_score(args),
         BenchCommand::Iteration(args) => super::train::bench_iteration(args),
         BenchCommand::Generate(args) => crate::commands::model::run_bench_generate(args),
     }

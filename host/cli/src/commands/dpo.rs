@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use ponder_checkpoint::{Checkpoint, Message};
 use ponder_model::CausalLm;
+use ponder_trainer::reference::compute_logps;
 use ponder_trainer::train::evaluate_pairs;
 use ponder_trainer::train::reference_logps;
 use ponder_trainer::{
@@ -299,15 +300,8 @@ pub struct DpoBenchArgs {
     /// The model (default: the embedded SmolLM2-135M-Instruct).
     #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
     pub model: PathBuf,
-    /// Synthetic pairs.
-    #[arg(long, default_value_t = 16)]
-    pub pairs: usize,
-    /// Prompt tokens per pair (chat template included), approximately.
-    #[arg(long, default_value_t = 64)]
-    pub prompt_tokens: usize,
-    /// Tokens per chosen and per rejected completion (end-of-turn included), approximately.
-    #[arg(long, default_value_t = 192)]
-    pub completion_tokens: usize,
+    #[command(flatten)]
+    pub workload: BenchPairsArgs,
     /// Pairs per forward/backward pass.
     #[arg(long, default_value_t = 4)]
     pub batch_pairs: usize,
@@ -329,6 +323,136 @@ pub struct DpoBenchArgs {
     pub no_gradient_checkpointing: bool,
     #[command(flatten)]
     pub lora: LoraArgs,
+}
+
+/// The synthetic preference pairs of `ponder bench dpo` and `ponder bench score` (and of the
+/// peers' `bench_dpo.py`).
+#[derive(Args, Debug)]
+pub struct BenchPairsArgs {
+    /// Synthetic pairs (1 to 100000).
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub pairs: usize,
+    /// Prompt tokens per pair (chat template included), approximately (1 to 65536).
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub prompt_tokens: usize,
+    /// Tokens per chosen and per rejected completion (end-of-turn included), approximately
+    /// (1 to 65536).
+    #[arg(long, default_value_t = 192, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
+    pub completion_tokens: usize,
+}
+
+/// Seeded random-word pairs of the sizes `workload` asks for.
+fn bench_pairs(checkpoint: &Checkpoint, workload: &BenchPairsArgs) -> anyhow::Result<Vec<PairRow>> {
+    let words = word_tokens(checkpoint);
+    anyhow::ensure!(!words.is_empty(), "the vocabulary has no plain word tokens");
+    let overhead = checkpoint
+        .encode_chat(
+            &[Message {
+                role: "user".into(),
+                content: "X".into(),
+            }],
+            true,
+        )?
+        .len()
+        .saturating_sub(1);
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut rows = Vec::with_capacity(workload.pairs);
+    for _ in 0..workload.pairs {
+        let user = random_text(
+            checkpoint,
+            &words,
+            workload.prompt_tokens.saturating_sub(overhead).max(1),
+            &mut rng,
+        )?;
+        let completion = workload.completion_tokens.saturating_sub(1).max(1);
+        rows.push(PairRow {
+            prompt: vec![Message {
+                role: "user".into(),
+                content: user,
+            }],
+            chosen: random_text(checkpoint, &words, completion, &mut rng)?,
+            rejected: random_text(checkpoint, &words, completion, &mut rng)?,
+            weight: 1.0,
+            metadata: serde_json::Value::Null,
+        });
+    }
+    Ok(rows)
+}
+
+/// Arguments of `ponder bench score`.
+#[derive(Args, Debug)]
+pub struct ScoreBenchArgs {
+    /// The model (default: the embedded SmolLM2-135M-Instruct).
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub workload: BenchPairsArgs,
+    /// Pairs per forward pass (as DPO's reference log-probs run them).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_pairs: u32,
+    /// Device: cpu, wgpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Timed runs after one warm-up (1 to 1000).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+}
+
+/// `ponder bench score`: the reference log-probs of the `bench dpo` pairs (forward passes only,
+/// no gradients), timed as DPO computes them before training.
+pub fn bench_score(args: ScoreBenchArgs) -> anyhow::Result<()> {
+    let device = ponder_model::parse_device(&args.device)?;
+    let checkpoint = load(&args.model)?;
+    let rows = bench_pairs(&checkpoint, &args.workload)?;
+    let tokenized = tokenize_pairs(&checkpoint, &rows, None)?;
+    let scored_tokens: usize = tokenized
+        .iter()
+        .map(|p| 2 * p.prompt.len() + p.chosen.len() + p.rejected.len())
+        .sum();
+    let model = CausalLm::from_checkpoint(&checkpoint, &device)
+        .context("building the model for scoring")?;
+    let batch_pairs = args.batch_pairs as usize;
+    let warm_up = tokenized.len().min(batch_pairs);
+    compute_logps(&model, &tokenized[..warm_up], batch_pairs, &device)?;
+    let mut seconds = Vec::with_capacity(args.runs as usize);
+    for run in 0..args.runs {
+        let started = Instant::now();
+        let logps = compute_logps(&model, &tokenized, batch_pairs, &device)?;
+        let elapsed = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            logps
+                .iter()
+                .all(|l| l.chosen.is_finite() && l.rejected.is_finite()),
+            "a sequence log-prob is not finite"
+        );
+        eprintln!(
+            "run {run}: {scored_tokens} tokens in {elapsed:.2}s = {:.1} tokens/s",
+            scored_tokens as f64 / elapsed
+        );
+        seconds.push(elapsed);
+    }
+    seconds.sort_by(f64::total_cmp);
+    let tokens_per_second: Vec<f64> = seconds
+        .iter()
+        .rev()
+        .map(|s| scored_tokens as f64 / s)
+        .collect();
+    let report = serde_json::json!({
+        "model": args.model.display().to_string(),
+        "device": args.device,
+        "pairs": tokenized.len(),
+        "batch_pairs": batch_pairs,
+        "scored_tokens": scored_tokens,
+        "seconds_median": seconds[seconds.len() / 2],
+        "tokens_per_second_min_median_max": [
+            tokens_per_second.first(),
+            tokens_per_second.get(tokens_per_second.len() / 2),
+            tokens_per_second.last(),
+        ],
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 /// Random lowercase-word tokens, as `bench_dpo.py` draws them.
@@ -371,39 +495,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
     let loaded = Instant::now();
     let checkpoint = load(&args.model)?;
     let load_seconds = loaded.elapsed().as_secs_f64();
-    let words = word_tokens(&checkpoint);
-    anyhow::ensure!(!words.is_empty(), "the vocabulary has no plain word tokens");
-    let overhead = checkpoint
-        .encode_chat(
-            &[Message {
-                role: "user".into(),
-                content: "X".into(),
-            }],
-            true,
-        )?
-        .len()
-        .saturating_sub(1);
-    let mut rng = StdRng::seed_from_u64(0);
-    let mut rows = Vec::with_capacity(args.pairs);
-    for _ in 0..args.pairs {
-        let user = random_text(
-            &checkpoint,
-            &words,
-            args.prompt_tokens.saturating_sub(overhead).max(1),
-            &mut rng,
-        )?;
-        let completion = args.completion_tokens.saturating_sub(1).max(1);
-        rows.push(PairRow {
-            prompt: vec![Message {
-                role: "user".into(),
-                content: user,
-            }],
-            chosen: random_text(&checkpoint, &words, completion, &mut rng)?,
-            rejected: random_text(&checkpoint, &words, completion, &mut rng)?,
-            weight: 1.0,
-            metadata: serde_json::Value::Null,
-        });
-    }
+    let rows = bench_pairs(&checkpoint, &args.workload)?;
     let tokenized = tokenize_pairs(&checkpoint, &rows, None)?;
     let prompt_lengths: Vec<usize> = tokenized.iter().map(|p| p.prompt.len()).collect();
     let chosen_lengths: Vec<usize> = tokenized.iter().map(|p| p.chosen.len()).collect();
@@ -458,7 +550,7 @@ pub fn bench(args: DpoBenchArgs) -> anyhow::Result<()> {
     });
     let report = serde_json::json!({
         "model": args.model.display().to_string(),
-        "pairs": args.pairs,
+        "pairs": args.workload.pairs,
         "batch_pairs": args.batch_pairs,
         "grad_accum": args.grad_accum,
         "lora": config.lora,

@@ -6,6 +6,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::batch::{PaddingSide, TokenBatch};
+use crate::cpu_engine::CpuEngine;
 use crate::{CausalLm, ModelError, fused};
 
 /// Prompt + continuation pairs laid out for one forward: the right-padded token grid, which
@@ -120,7 +121,8 @@ pub struct ContinuationLogprobs {
 impl CausalLm {
     /// Log-probability of every scored token of `scoring` (`[scored tokens]`), differentiable
     /// on autodiff devices. Only the scored positions go through the output head, and the
-    /// log-softmax is taken at the targets only ([`fused::log_softmax_at`]).
+    /// log-softmax is taken at the targets only ([`fused::log_softmax_at`]). On the plain CPU
+    /// device (no gradients) it runs on [`CpuEngine`].
     ///
     /// # Errors
     ///
@@ -131,6 +133,22 @@ impl CausalLm {
         if count == 0 {
             return Ok(Tensor::zeros([0], &device));
         }
+        // Without gradients on the plain CPU the engine's kernels do the same computation
+        // without burn's per-operation overhead.
+        if let Some(engine) = CpuEngine::single_pass(self) {
+            let values = engine.target_logprobs(scoring)?;
+            return Ok(Tensor::from_data(TensorData::new(values, [count]), &device));
+        }
+        self.target_logprobs_on_burn(scoring)
+    }
+
+    /// [`CausalLm::target_logprobs`] as burn operations (differentiable; every device).
+    pub(crate) fn target_logprobs_on_burn(
+        &self,
+        scoring: &ScoringBatch,
+    ) -> Result<Tensor<1>, ModelError> {
+        let device = self.device();
+        let count = scoring.targets.len();
         let hidden = self.forward_hidden(&scoring.tokens)?;
         let [rows, len, width] = hidden.dims();
         let flat = hidden.reshape([rows * len, width]);

@@ -160,3 +160,46 @@ fn no_engine_for_a_model_with_lora_adapters() {
         .expect("adapters");
     assert!(CpuEngine::new(&adapted).is_none());
 }
+
+/// Scoring through the engine (plain device) equals burn's differentiable path (the same
+/// weights on the autodiff device), on right-padded sequences of different lengths whose scored
+/// cells span more than one pass of the output head, and on the embedded model.
+fn check_scoring_matches_burn(model_dir: &std::path::Path, tolerance: f32) {
+    let (model, checkpoint) = load_model(model_dir);
+    let device = ponder_model::parse_device("cpu").unwrap().autodiff();
+    let trainable = ponder_model::CausalLm::from_checkpoint(&checkpoint, &device).unwrap();
+    let vocab = model.config().vocab_size as u32;
+    let tokens = |count: usize, salt: u32| -> Vec<u32> {
+        (0..count as u32)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(salt) >> 7) % vocab)
+            .collect()
+    };
+    let prompts = vec![tokens(9, 1), tokens(3, 2), tokens(20, 3)];
+    let continuations = vec![tokens(150, 4), tokens(1, 5), tokens(140, 6)];
+    let scoring = ponder_model::ScoringBatch::new(&prompts, &continuations).unwrap();
+    assert!(scoring.targets.len() > 256, "spans two head passes");
+    let engine = to_vec(model.target_logprobs(&scoring).unwrap());
+    let burn = to_vec(trainable.target_logprobs(&scoring).unwrap());
+    assert_eq!(engine.len(), scoring.targets.len());
+    let diff = max_abs_diff(&engine, &burn);
+    assert!(diff <= tolerance, "engine vs burn log-probs: {diff}");
+    // A target outside the vocabulary is refused, not read out of bounds.
+    let mut bad = scoring.clone();
+    bad.targets[0] = vocab;
+    assert!(
+        CpuEngine::single_pass(&model)
+            .unwrap()
+            .target_logprobs(&bad)
+            .is_err()
+    );
+}
+
+#[test]
+fn scoring_on_the_engine_matches_burn_on_the_tiny_llama() {
+    check_scoring_matches_burn(&reference_dir().join("tiny/llama"), 1e-4);
+}
+
+#[test]
+fn scoring_on_the_engine_matches_burn_on_the_embedded_model() {
+    check_scoring_matches_burn(&embedded_model_path(), 2e-3);
+}

@@ -46,6 +46,16 @@ impl LayerView<'_> {
         &self.values[self.offset(row, head, column)..][..self.head_dim]
     }
 
+    /// Keys of `row`, `head` at columns `0..columns`, `[columns, head_dim]`.
+    pub(crate) fn keys(&self, row: usize, head: usize, columns: usize) -> &[f32] {
+        &self.keys[self.offset(row, head, 0)..][..columns * self.head_dim]
+    }
+
+    /// Values of `row`, `head` at columns `0..columns`, `[columns, head_dim]`.
+    pub(crate) fn values(&self, row: usize, head: usize, columns: usize) -> &[f32] {
+        &self.values[self.offset(row, head, 0)..][..columns * self.head_dim]
+    }
+
     /// Whether `column` of `row` holds a real token.
     pub(crate) fn valid(&self, row: usize, column: usize) -> bool {
         self.valid[row * self.capacity + column]

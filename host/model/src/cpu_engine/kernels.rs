@@ -78,6 +78,63 @@ fn blocked_product(
     }
 }
 
+/// A strided matrix operand of [`strided_product`]: element `(i, j)` at `i * row + j * col`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strides {
+    /// Distance between rows.
+    pub row: usize,
+    /// Distance between columns.
+    pub col: usize,
+}
+
+/// `out = scale · a · b` for strided `a` `[m, k]`, `b` `[k, n]` and `out` `[m, n]` (overwritten),
+/// single-threaded (the caller parallelises): attention's score and value products.
+///
+/// # Panics
+/// If a slice is shorter than its strides and shape reach (a bug of the caller).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn strided_product(
+    a: &[f32],
+    a_strides: Strides,
+    b: &[f32],
+    b_strides: Strides,
+    out: &mut [f32],
+    out_strides: Strides,
+    [m, n, k]: [usize; 3],
+    scale: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |s: Strides, rows: usize, cols: usize| (rows - 1) * s.row + (cols - 1) * s.col;
+    assert!(k > 0 && a.len() > last(a_strides, m, k) && b.len() > last(b_strides, k, n));
+    assert!(out.len() > last(out_strides, m, n));
+    // SAFETY: every element the strides reach was checked to lie inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            out_strides.col as isize,
+            out_strides.row as isize,
+            false,
+            a.as_ptr(),
+            a_strides.col as isize,
+            a_strides.row as isize,
+            b.as_ptr(),
+            b_strides.col as isize,
+            b_strides.row as isize,
+            0.0f32,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// Whether this CPU runs the AVX-512 kernel (detected once per product, not per tile).
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -96,7 +153,7 @@ const ROW_BLOCK: usize = 128;
 /// tile of the row block reads them.
 const DEPTH: usize = 128;
 
-/// A weight matrix `[n, k]` repacked for [`matmul_packed`]: panels of [`PANEL`] output
+/// A weight matrix `[n, k]` repacked for [`matmul`]: panels of [`PANEL`] output
 /// columns, each stored `[k][PANEL]` (column-contiguous per input index) and zero-padded past
 /// `n`, so the kernel reads every panel as one sequential stream and broadcasts activations.
 pub struct PackedMatrix {
@@ -148,36 +205,40 @@ impl PackedMatrix {
     }
 }
 
-/// `out[m, n] = x[m, k] · Wᵀ (+ bias[n])`; `out` is overwritten. `packed` is `raw` (row-major
-/// `[n, k]`) packed: small products read the packed copy, large ones the raw weights.
+/// `out[m, n] = x[m, k] · wᵀ (+ bias[n])` for `w` row-major `[n, k]`; `out` is overwritten.
+/// `packed` is `w` packed: small products read it; large ones, and every product when there is
+/// no packed copy, run on the `gemm` crate over `w` itself.
 ///
 /// # Panics
 /// If a slice is shorter than its shape says or `packed` is not `[n, k]` (a bug of the caller,
 /// never user input).
-pub fn matmul_packed(
+pub fn matmul(
     x: &[f32],
-    raw: &[f32],
-    packed: &PackedMatrix,
+    w: &[f32],
+    packed: Option<&PackedMatrix>,
     bias: Option<&[f32]>,
     out: &mut [f32],
-    m: usize,
+    [m, n, k]: [usize; 3],
 ) {
-    let w = packed;
-    let (n, k) = (w.n, w.k);
-    assert!(x.len() >= m * k && out.len() >= m * n && raw.len() >= n * k);
+    assert!(x.len() >= m * k && out.len() >= m * n && w.len() >= n * k);
     if let Some(bias) = bias {
         assert!(bias.len() >= n);
     }
-    let panels = n.div_ceil(PANEL);
     let threads = if m * n * k >= PARALLEL_WORK {
         rayon::current_num_threads().max(1)
     } else {
         1
     };
-    if m >= GEMM_ROWS {
-        blocked_product(x, raw, bias, out, [m, n, k], threads);
-        return;
-    }
+    let packed = match packed {
+        Some(packed) if m < GEMM_ROWS => packed,
+        _ => {
+            blocked_product(x, w, bias, out, [m, n, k], threads);
+            return;
+        }
+    };
+    assert!(packed.n == n && packed.k == k);
+    let w = packed;
+    let panels = n.div_ceil(PANEL);
     // Panels per task: a few tasks per thread for balance.
     let per_task = panels.div_ceil(threads * 4).max(1);
     let shared = SharedOut(out.as_mut_ptr());
@@ -207,7 +268,7 @@ pub fn matmul_packed(
 /// One panel's columns for `rows`, tile by tile.
 ///
 /// # Safety
-/// As [`matmul_packed`] checks; no other thread writes this panel's columns.
+/// As [`matmul`] checks; no other thread writes this panel's columns.
 unsafe fn panel_rows(
     x: &[f32],
     w: &PackedMatrix,
@@ -461,12 +522,14 @@ mod tests {
             let expected = naive(&x, &w, Some(&bias), [m, n, k]);
             let packed = PackedMatrix::pack(&w, n, k);
             assert_eq!((packed.rows(), packed.cols()), (n, k));
-            let mut out = vec![f32::NAN; m * n];
-            matmul_packed(&x, &w, &packed, Some(&bias), &mut out, m);
-            assert_close(&out, &expected, [m, n, k]);
             let without_bias = naive(&x, &w, None, [m, n, k]);
-            matmul_packed(&x, &w, &packed, None, &mut out, m);
-            assert_close(&out, &without_bias, [m, n, k]);
+            for packed in [Some(&packed), None] {
+                let mut out = vec![f32::NAN; m * n];
+                matmul(&x, &w, packed, Some(&bias), &mut out, [m, n, k]);
+                assert_close(&out, &expected, [m, n, k]);
+                matmul(&x, &w, packed, None, &mut out, [m, n, k]);
+                assert_close(&out, &without_bias, [m, n, k]);
+            }
         }
     }
 
@@ -477,7 +540,14 @@ mod tests {
         let w = values(n * k, 5);
         let expected = naive(&x, &w, None, [m, n, k]);
         let mut out = vec![0f32; m * n];
-        matmul_packed(&x, &w, &PackedMatrix::pack(&w, n, k), None, &mut out, m);
+        matmul(
+            &x,
+            &w,
+            Some(&PackedMatrix::pack(&w, n, k)),
+            None,
+            &mut out,
+            [m, n, k],
+        );
         assert_close(&out, &expected, [m, n, k]);
     }
 

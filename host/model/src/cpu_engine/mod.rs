@@ -27,10 +27,12 @@ pub use cache::CpuKvCache;
 use crate::ModelError;
 use crate::batch::TokenBatch;
 use crate::device::is_plain_flex;
-use crate::fused::kernels::{dot, rms_norm, swiglu};
+use crate::fused::kernels::{dot, log_softmax_at, rms_norm, swiglu};
 use crate::model::{CausalLm, HfLinear};
 use crate::rope::Rope;
-use kernels::{PackedMatrix, apply_rope, matmul_packed};
+use crate::scoring::ScoringBatch;
+use cache::LayerView;
+use kernels::{PackedMatrix, Strides, apply_rope, matmul, strided_product};
 
 /// A weight tensor's f32 buffer, shared with the burn tensor it came from.
 struct Buffer {
@@ -50,16 +52,18 @@ impl Buffer {
     }
 }
 
-/// A projection: its weights as burn holds them and packed for [`matmul_packed`] (a copy:
-/// the kernel's layout is not burn's).
+/// A projection: its weights as burn holds them and, for decoding, packed for [`matmul`] (a
+/// copy: the kernel's layout is not burn's).
 struct Linear {
     weight: Buffer,
-    packed: PackedMatrix,
+    packed: Option<PackedMatrix>,
     bias: Option<Buffer>,
+    out_features: usize,
+    in_features: usize,
 }
 
 impl Linear {
-    fn of(layer: &HfLinear) -> Option<Linear> {
+    fn of(layer: &HfLinear, pack: bool) -> Option<Linear> {
         // Adapters stay on the burn path (training-time models; saved models are merged).
         if layer.lora.is_some() {
             return None;
@@ -73,6 +77,7 @@ impl Linear {
             Buffer::of(layer.weight.val())?,
             bias,
             [out_features, in_features],
+            pack,
         ))
     }
 
@@ -80,25 +85,28 @@ impl Linear {
         weight: Buffer,
         bias: Option<Buffer>,
         [out_features, in_features]: [usize; 2],
+        pack: bool,
     ) -> Linear {
-        let packed = PackedMatrix::pack(weight.data(), out_features, in_features);
+        let packed = pack.then(|| PackedMatrix::pack(weight.data(), out_features, in_features));
         Linear {
             weight,
             packed,
             bias,
+            out_features,
+            in_features,
         }
     }
 
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.
     fn apply(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
-        out.resize(rows * self.packed.rows(), 0.0);
-        matmul_packed(
+        out.resize(rows * self.out_features, 0.0);
+        matmul(
             x,
             self.weight.data(),
-            &self.packed,
+            self.packed.as_ref(),
             self.bias.as_ref().map(Buffer::data),
             out,
-            rows,
+            [rows, self.out_features, self.in_features],
         );
     }
 }
@@ -141,9 +149,21 @@ struct Scratch {
 }
 
 impl CpuEngine {
-    /// The engine over `model`'s weights, or `None` where it does not apply: a device other
-    /// than the plain flex CPU, weights that are not contiguous f32, or LoRA adapters.
+    /// The engine over `model`'s weights for decoding (projections packed: see the module
+    /// documentation), or `None` where it does not apply: a device other than the plain flex
+    /// CPU, weights that are not contiguous f32, or LoRA adapters.
     pub fn new(model: &CausalLm) -> Option<CpuEngine> {
+        CpuEngine::build(model, true)
+    }
+
+    /// The engine for one forward over many rows ([`CpuEngine::target_logprobs`]): nothing is
+    /// packed or copied, every product runs on the `gemm` crate. `None` as for
+    /// [`CpuEngine::new`].
+    pub fn single_pass(model: &CausalLm) -> Option<CpuEngine> {
+        CpuEngine::build(model, false)
+    }
+
+    fn build(model: &CausalLm, pack: bool) -> Option<CpuEngine> {
         if !is_plain_flex(&model.device()) {
             return None;
         }
@@ -153,25 +173,26 @@ impl CpuEngine {
             .map(|layer| {
                 Some(Layer {
                     input_norm: Buffer::of(layer.input_layernorm.weight.val())?,
-                    q: Linear::of(&layer.self_attn.q_proj)?,
-                    k: Linear::of(&layer.self_attn.k_proj)?,
-                    v: Linear::of(&layer.self_attn.v_proj)?,
-                    o: Linear::of(&layer.self_attn.o_proj)?,
+                    q: Linear::of(&layer.self_attn.q_proj, pack)?,
+                    k: Linear::of(&layer.self_attn.k_proj, pack)?,
+                    v: Linear::of(&layer.self_attn.v_proj, pack)?,
+                    o: Linear::of(&layer.self_attn.o_proj, pack)?,
                     post_norm: Buffer::of(layer.post_attention_layernorm.weight.val())?,
-                    gate: Linear::of(&layer.mlp.gate_proj)?,
-                    up: Linear::of(&layer.mlp.up_proj)?,
-                    down: Linear::of(&layer.mlp.down_proj)?,
+                    gate: Linear::of(&layer.mlp.gate_proj, pack)?,
+                    up: Linear::of(&layer.mlp.up_proj, pack)?,
+                    down: Linear::of(&layer.mlp.down_proj, pack)?,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
         let config = model.config().clone();
         let embed = Buffer::of(model.embed_tokens.val())?;
         let head = match &model.lm_head {
-            Some(head) => Linear::of(head)?,
+            Some(head) => Linear::of(head, pack)?,
             None => Linear::new(
                 Buffer::of(model.embed_tokens.val())?,
                 None,
                 [config.vocab_size, config.hidden_size],
+                pack,
             ),
         };
         Some(CpuEngine {
@@ -207,6 +228,79 @@ impl CpuEngine {
         batch: &TokenBatch,
         cache: &mut CpuKvCache,
     ) -> Result<Vec<f32>, ModelError> {
+        let (rows, new_len, width) = (batch.batch, batch.len, self.config.hidden_size);
+        let hidden = self.forward_hidden(batch, cache)?;
+        // Final norm and head on each row's last column only.
+        let cells: Vec<usize> = (0..rows).map(|row| (row + 1) * new_len - 1).collect();
+        let mut last = vec![0f32; rows * width];
+        for (slot, &cell) in last.chunks_exact_mut(width).zip(&cells) {
+            slot.copy_from_slice(&hidden[cell * width..][..width]);
+        }
+        Ok(self.head_logits(&last, rows))
+    }
+
+    /// Log-probability of every scored token of `scoring`, as [`CausalLm::target_logprobs`]
+    /// computes it: one forward of the whole batch, the output head on the scored cells only
+    /// (a few hundred at a time, so the logits stay small), the log-softmax at the targets.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidRequest`] when a token is outside the vocabulary.
+    pub fn target_logprobs(&self, scoring: &ScoringBatch) -> Result<Vec<f32>, ModelError> {
+        const CELLS_PER_HEAD_PASS: usize = 256;
+        let tokens = &scoring.tokens;
+        let (width, vocab) = (self.config.hidden_size, self.config.vocab_size);
+        if let Some(&target) = scoring.targets.iter().find(|&&t| t as usize >= vocab) {
+            return Err(ModelError::InvalidRequest(format!(
+                "target token {target} is outside the vocabulary of {vocab}"
+            )));
+        }
+        let mut cache = self.new_cache(tokens.batch, tokens.len);
+        let hidden = self.forward_hidden(tokens, &mut cache)?;
+        drop(cache);
+        let mut out = vec![0f32; scoring.targets.len()];
+        let mut gathered = Vec::new();
+        let mut log_sums = Vec::new();
+        for ((cells, targets), out) in scoring
+            .predict_at
+            .chunks(CELLS_PER_HEAD_PASS)
+            .zip(scoring.targets.chunks(CELLS_PER_HEAD_PASS))
+            .zip(out.chunks_mut(CELLS_PER_HEAD_PASS))
+        {
+            gathered.clear();
+            for &cell in cells {
+                gathered.extend_from_slice(&hidden[cell * width..][..width]);
+            }
+            let logits = self.head_logits(&gathered, cells.len());
+            let targets: Vec<usize> = targets.iter().map(|&t| t as usize).collect();
+            log_sums.resize(cells.len(), 0.0);
+            log_softmax_at(&logits, vocab, &targets, out, &mut log_sums);
+        }
+        Ok(out)
+    }
+
+    /// The final norm and the output head over `rows` hidden states, `[rows, vocab]`.
+    fn head_logits(&self, hidden: &[f32], rows: usize) -> Vec<f32> {
+        let mut normed = vec![0f32; hidden.len()];
+        rms_norm(
+            hidden,
+            self.norm.data(),
+            self.config.rms_norm_eps as f32,
+            &mut normed,
+        );
+        let mut logits = Vec::new();
+        self.head.apply(&normed, rows, &mut logits);
+        logits
+    }
+
+    /// The decoder layers over the new columns in `batch` after those already in `cache`
+    /// (whose keys and values are appended); returns every new cell's hidden state before the
+    /// final norm, `[rows * new_len, hidden]`.
+    fn forward_hidden(
+        &self,
+        batch: &TokenBatch,
+        cache: &mut CpuKvCache,
+    ) -> Result<Vec<f32>, ModelError> {
         let config = &self.config;
         batch.validate(config.vocab_size)?;
         let (rows, new_len, width) = (batch.batch, batch.len, config.hidden_size);
@@ -233,22 +327,7 @@ impl CpuEngine {
             );
         }
         cache.commit_append(new_len);
-
-        // Final norm and head on each row's last column only.
-        let mut last = vec![0f32; rows * width];
-        for (row, slot) in last.chunks_exact_mut(width).enumerate() {
-            slot.copy_from_slice(&hidden[((row + 1) * new_len - 1) * width..][..width]);
-        }
-        let mut normed = vec![0f32; rows * width];
-        rms_norm(
-            &last,
-            self.norm.data(),
-            config.rms_norm_eps as f32,
-            &mut normed,
-        );
-        let mut logits = Vec::new();
-        self.head.apply(&normed, rows, &mut logits);
-        Ok(logits)
+        Ok(hidden)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -284,50 +363,24 @@ impl CpuEngine {
 
         s.attended.resize(tokens * heads * head_dim, 0.0);
         let view = cache.layer(index);
-        let groups = heads / kv_heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let shape = AttentionShape {
+            heads,
+            kv_heads,
+            head_dim,
+            start,
+            new_len,
+        };
         let q = &s.q;
         // One task per row: its queries attend to its own cache columns.
         s.attended
             .par_chunks_mut(new_len * heads * head_dim)
             .enumerate()
             .for_each(|(row, out)| {
-                let mut scores = Vec::with_capacity(start + new_len);
-                for query in 0..new_len {
-                    let column = start + query;
-                    for head in 0..heads {
-                        let kv_head = head / groups;
-                        let qv =
-                            &q[((row * new_len + query) * heads + head) * head_dim..][..head_dim];
-                        scores.clear();
-                        let mut max = f32::NEG_INFINITY;
-                        for c in 0..=column {
-                            // Padding columns are skipped; a padding query sees itself only.
-                            let score = if view.valid(row, c) || c == column {
-                                dot(qv, view.key(row, kv_head, c)) * scale
-                            } else {
-                                f32::NEG_INFINITY
-                            };
-                            max = max.max(score);
-                            scores.push(score);
-                        }
-                        let mut total = 0.0;
-                        for score in scores.iter_mut() {
-                            *score = (*score - max).exp();
-                            total += *score;
-                        }
-                        let slot = &mut out[(query * heads + head) * head_dim..][..head_dim];
-                        slot.fill(0.0);
-                        for (c, &p) in scores.iter().enumerate() {
-                            if p == 0.0 {
-                                continue;
-                            }
-                            let weight = p / total;
-                            for (o, &v) in slot.iter_mut().zip(view.value(row, kv_head, c)) {
-                                *o += weight * v;
-                            }
-                        }
-                    }
+                let queries = &q[row * new_len * heads * head_dim..][..new_len * heads * head_dim];
+                if new_len == 1 {
+                    attend_one(&view, row, queries, out, &shape);
+                } else {
+                    attend_block(&view, row, queries, out, &shape);
                 }
             });
         layer.o.apply(&s.attended, tokens, &mut s.projected);
@@ -344,5 +397,143 @@ impl CpuEngine {
         for (h, &p) in hidden.iter_mut().zip(&s.projected) {
             *h += p;
         }
+    }
+}
+
+/// The attention sizes of one layer's forward.
+struct AttentionShape {
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    /// Cache columns before this forward's.
+    start: usize,
+    /// Columns this forward adds.
+    new_len: usize,
+}
+
+impl AttentionShape {
+    fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
+}
+
+/// Attention of one row's single new query per head (decoding): a dot product per cache column.
+fn attend_one(
+    view: &LayerView<'_>,
+    row: usize,
+    queries: &[f32],
+    out: &mut [f32],
+    shape: &AttentionShape,
+) {
+    let (heads, head_dim, column) = (shape.heads, shape.head_dim, shape.start);
+    let groups = heads / shape.kv_heads;
+    let scale = shape.scale();
+    let mut scores = Vec::with_capacity(column + 1);
+    for head in 0..heads {
+        let kv_head = head / groups;
+        let qv = &queries[head * head_dim..][..head_dim];
+        scores.clear();
+        for c in 0..=column {
+            // Padding columns are skipped; a padding query sees itself only.
+            let score = if view.valid(row, c) || c == column {
+                dot(qv, view.key(row, kv_head, c)) * scale
+            } else {
+                f32::NEG_INFINITY
+            };
+            scores.push(score);
+        }
+        softmax_in_place(&mut scores);
+        let slot = &mut out[head * head_dim..][..head_dim];
+        slot.fill(0.0);
+        for (c, &p) in scores.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            for (o, &v) in slot.iter_mut().zip(view.value(row, kv_head, c)) {
+                *o += p * v;
+            }
+        }
+    }
+}
+
+/// Attention of one row's many new queries (prefill, scoring): per head, the scores of every
+/// query against every column as one product, the causal and padding mask, a softmax per
+/// query, and the values as a second product.
+fn attend_block(
+    view: &LayerView<'_>,
+    row: usize,
+    queries: &[f32],
+    out: &mut [f32],
+    shape: &AttentionShape,
+) {
+    let (heads, head_dim, start, new_len) =
+        (shape.heads, shape.head_dim, shape.start, shape.new_len);
+    let groups = heads / shape.kv_heads;
+    let columns = start + new_len;
+    let token_stride = Strides {
+        row: heads * head_dim,
+        col: 1,
+    };
+    let mut scores = vec![0f32; new_len * columns];
+    for head in 0..heads {
+        let kv_head = head / groups;
+        // scores[q, c] = scale · queries[q, head] · keys[c]
+        strided_product(
+            &queries[head * head_dim..],
+            token_stride,
+            view.keys(row, kv_head, columns),
+            Strides {
+                row: 1,
+                col: head_dim,
+            },
+            &mut scores,
+            Strides {
+                row: columns,
+                col: 1,
+            },
+            [new_len, columns, head_dim],
+            shape.scale(),
+        );
+        for (query, query_scores) in scores.chunks_exact_mut(columns).enumerate() {
+            let column = start + query;
+            for (c, score) in query_scores.iter_mut().enumerate() {
+                // Later columns are masked (causal), padding columns too; a padding query
+                // sees itself only.
+                if c > column || (c != column && !view.valid(row, c)) {
+                    *score = f32::NEG_INFINITY;
+                }
+            }
+            softmax_in_place(query_scores);
+        }
+        // out[q, head] = Σ_c scores[q, c] · values[c]
+        strided_product(
+            &scores,
+            Strides {
+                row: columns,
+                col: 1,
+            },
+            view.values(row, kv_head, columns),
+            Strides {
+                row: head_dim,
+                col: 1,
+            },
+            &mut out[head * head_dim..],
+            token_stride,
+            [new_len, head_dim, columns],
+            1.0,
+        );
+    }
+}
+
+/// `values ← softmax(values)`; entries of −∞ become 0.
+fn softmax_in_place(values: &mut [f32]) {
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut total = 0.0;
+    for value in values.iter_mut() {
+        *value = (*value - max).exp();
+        total += *value;
+    }
+    for value in values.iter_mut() {
+        *value /= total;
     }
 }

@@ -1,8 +1,8 @@
-//! The few numeric kernels of CPU decoding, over plain `f32` slices.
+//! The few numeric kernels of the CPU engine, over plain `f32` slices.
 //!
 //! The matrix product is the one that matters: decoding multiplies a few dozen rows of
 //! activations by each weight matrix, a shape where a general gemm spends its time packing
-//! operands, and prefill a few hundred. Weights are packed once, when the engine is built, into
+//! operands, and prefill a few hundred. Weights are packed once, when a decoding engine is built, into
 //! panels of 32 output columns laid out input-major ([`PackedMatrix`]); the kernel computes
 //! 12 × 32 register tiles in outer-product form (two panel vectors and one broadcast activation
 //! per input index, no horizontal sums), over depth chunks that keep the panel in L1 while every
@@ -11,8 +11,10 @@
 //! prefetched while one is computed: decoding reads every weight from memory once per step
 //! and uses it a few dozen times, so the product waits on memory as much as on arithmetic.
 //!
-//! From [`GEMM_ROWS`] rows up (prefill of many prompts) the product goes to the `gemm` crate
-//! over the unpacked weights instead: there, blocking the activations too pays for itself.
+//! From [`GEMM_ROWS`] rows up (prefill of many prompts, scoring) and wherever the weights were
+//! not packed (an engine built for one forward) the product goes to the `gemm` crate over the
+//! unpacked weights instead: there, blocking the activations too pays for itself. Attention's
+//! products over many queries use it as well ([`gemm_product`]).
 
 use rayon::prelude::*;
 
@@ -25,7 +27,7 @@ pub const GEMM_ROWS: usize = 512;
 /// A raw output pointer shared by threads that write disjoint columns.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
-// SAFETY: every thread writes a disjoint set of output columns (see `matmul_transposed`).
+// SAFETY: every thread writes a disjoint set of output columns (see `matmul`).
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
@@ -45,40 +47,19 @@ fn blocked_product(
             .for_each(|row| row.copy_from_slice(&bias[..n])),
         None => out.fill(0.0),
     }
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the shapes were checked by the caller: out is [m, n] row-major (column stride 1,
-    // row stride n), x is [m, k] (1, k), and w [n, k] read as the [k, n] right operand
-    // (column stride k, row stride 1); out = 1·out + 1·x·wᵀ.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    // out is [m, n] row-major, x [m, k] row-major, and w [n, k] read as the [k, n] right
+    // operand (row stride 1, column stride k); the bias already in out is added to.
+    gemm_product(
+        (x, Strides { row: k, col: 1 }),
+        (w, Strides { row: 1, col: k }),
+        (out, Strides { row: n, col: 1 }),
+        [m, n, k],
+        Accumulate::Add,
+        threads,
+    );
 }
 
-/// A strided matrix operand of [`strided_product`]: element `(i, j)` at `i * row + j * col`.
+/// A strided matrix operand of [`gemm_product`]: element `(i, j)` at `i * row + j * col`.
 #[derive(Clone, Copy)]
 pub(crate) struct Strides {
     /// Distance between rows.
@@ -87,21 +68,27 @@ pub(crate) struct Strides {
     pub col: usize,
 }
 
-/// `out = scale · a · b` for strided `a` `[m, k]`, `b` `[k, n]` and `out` `[m, n]` (overwritten),
-/// single-threaded (the caller parallelises): attention's score and value products.
+/// What [`gemm_product`] does with `out`'s previous contents.
+#[derive(Clone, Copy)]
+pub(crate) enum Accumulate {
+    /// `out = scale · a · b`.
+    Overwrite(f32),
+    /// `out += a · b`.
+    Add,
+}
+
+/// `out (=|+=) a · b` for strided `a` `[m, k]`, `b` `[k, n]` and `out` `[m, n]` on the `gemm`
+/// crate, on `threads` threads of rayon's pool (1: the calling thread only).
 ///
 /// # Panics
 /// If a slice is shorter than its strides and shape reach (a bug of the caller).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn strided_product(
-    a: &[f32],
-    a_strides: Strides,
-    b: &[f32],
-    b_strides: Strides,
-    out: &mut [f32],
-    out_strides: Strides,
+pub(crate) fn gemm_product(
+    (a, a_strides): (&[f32], Strides),
+    (b, b_strides): (&[f32], Strides),
+    (out, out_strides): (&mut [f32], Strides),
     [m, n, k]: [usize; 3],
-    scale: f32,
+    accumulate: Accumulate,
+    threads: usize,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -109,6 +96,15 @@ pub(crate) fn strided_product(
     let last = |s: Strides, rows: usize, cols: usize| (rows - 1) * s.row + (cols - 1) * s.col;
     assert!(k > 0 && a.len() > last(a_strides, m, k) && b.len() > last(b_strides, k, n));
     assert!(out.len() > last(out_strides, m, n));
+    let (read_out, alpha, beta) = match accumulate {
+        Accumulate::Overwrite(scale) => (false, 0.0f32, scale),
+        Accumulate::Add => (true, 1.0f32, 1.0f32),
+    };
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: every element the strides reach was checked to lie inside its slice.
     unsafe {
         gemm::gemm(
@@ -118,19 +114,19 @@ pub(crate) fn strided_product(
             out.as_mut_ptr(),
             out_strides.col as isize,
             out_strides.row as isize,
-            false,
+            read_out,
             a.as_ptr(),
             a_strides.col as isize,
             a_strides.row as isize,
             b.as_ptr(),
             b_strides.col as isize,
             b_strides.row as isize,
-            0.0f32,
-            scale,
+            alpha,
+            beta,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

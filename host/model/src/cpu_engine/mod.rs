@@ -32,7 +32,7 @@ use crate::model::{CausalLm, HfLinear};
 use crate::rope::Rope;
 use crate::scoring::ScoringBatch;
 use cache::LayerView;
-use kernels::{PackedMatrix, Strides, apply_rope, matmul, strided_product};
+use kernels::{Accumulate, PackedMatrix, Strides, apply_rope, gemm_product, matmul};
 
 /// A weight tensor's f32 buffer, shared with the burn tensor it came from.
 struct Buffer {
@@ -478,21 +478,25 @@ fn attend_block(
     for head in 0..heads {
         let kv_head = head / groups;
         // scores[q, c] = scale · queries[q, head] · keys[c]
-        strided_product(
-            &queries[head * head_dim..],
-            token_stride,
-            view.keys(row, kv_head, columns),
-            Strides {
-                row: 1,
-                col: head_dim,
-            },
-            &mut scores,
-            Strides {
-                row: columns,
-                col: 1,
-            },
+        gemm_product(
+            (&queries[head * head_dim..], token_stride),
+            (
+                view.keys(row, kv_head, columns),
+                Strides {
+                    row: 1,
+                    col: head_dim,
+                },
+            ),
+            (
+                &mut scores,
+                Strides {
+                    row: columns,
+                    col: 1,
+                },
+            ),
             [new_len, columns, head_dim],
-            shape.scale(),
+            Accumulate::Overwrite(shape.scale()),
+            1,
         );
         for (query, query_scores) in scores.chunks_exact_mut(columns).enumerate() {
             let column = start + query;
@@ -506,21 +510,25 @@ fn attend_block(
             softmax_in_place(query_scores);
         }
         // out[q, head] = Σ_c scores[q, c] · values[c]
-        strided_product(
-            &scores,
-            Strides {
-                row: columns,
-                col: 1,
-            },
-            view.values(row, kv_head, columns),
-            Strides {
-                row: head_dim,
-                col: 1,
-            },
-            &mut out[head * head_dim..],
-            token_stride,
+        gemm_product(
+            (
+                &scores,
+                Strides {
+                    row: columns,
+                    col: 1,
+                },
+            ),
+            (
+                view.values(row, kv_head, columns),
+                Strides {
+                    row: head_dim,
+                    col: 1,
+                },
+            ),
+            (&mut out[head * head_dim..], token_stride),
             [new_len, head_dim, columns],
-            1.0,
+            Accumulate::Overwrite(1.0),
+            1,
         );
     }
 }

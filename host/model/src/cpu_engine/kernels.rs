@@ -186,12 +186,12 @@ impl PackedMatrix {
         PackedMatrix { data, start, n, k }
     }
 
-    /// Output columns `n`.
+    /// Rows `n` of the unpacked matrix (the product's output columns).
     pub fn rows(&self) -> usize {
         self.n
     }
 
-    /// Input width `k`.
+    /// Columns `k` of the unpacked matrix (the product's input width).
     pub fn cols(&self) -> usize {
         self.k
     }

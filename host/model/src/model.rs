@@ -12,13 +12,11 @@
 //! the same names so that burn's module paths map onto them ([`hf_name`]).
 
 use burn::module::{Module, Param};
-use burn::tensor::module::{attention, embedding, linear};
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use ponder_checkpoint::{Checkpoint, HostTensor, ModelConfig, Weights};
 
 use crate::batch::TokenBatch;
-use crate::device::is_plain_flex;
 use crate::fused::{self, AttentionMask};
 use crate::lora::{LoraAdapter, LoraTarget};
 use crate::rope::Rope;
@@ -70,11 +68,7 @@ impl HfLinear {
             .lora
             .as_ref()
             .map(|adapter| adapter.forward(input.clone()));
-        let output = linear(
-            input,
-            self.weight.val().transpose(),
-            self.bias.as_ref().map(Param::val),
-        );
+        let output = fused::linear(input, self.weight.val(), self.bias.as_ref().map(Param::val));
         match update {
             Some(update) => output + update,
             None => output,
@@ -226,18 +220,8 @@ impl SelfAttention {
             Some(LayerCache { cache, layer }) => cache.write(layer, context.start, key, value),
             None => (key, value),
         };
-        let attended = if context.fused {
-            attention(
-                query,
-                key,
-                value,
-                Some(context.mask.tensor()),
-                None,
-                AttentionModuleOptions::default(),
-            )
-        } else {
-            decomposed_attention(query, key, value, &context.mask, heads / kv_heads)
-        };
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let attended = fused::attention(query, key, value, &context.mask, scale);
         let attended = attended
             .swap_dims(1, 2)
             .reshape([rows * new_len, heads * head_dim]);
@@ -505,8 +489,6 @@ struct AttentionContext {
     cos: Tensor<4>,
     /// RoPE signed `sin`, same shape.
     sin: Tensor<4>,
-    /// burn's fused attention (plain CPU device) instead of the decomposed one.
-    fused: bool,
 }
 
 /// The key/value cache of one layer during a cached forward.
@@ -683,7 +665,7 @@ impl CausalLm {
     pub fn head_logits(&self, hidden: Tensor<2>) -> Tensor<2> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => linear(hidden, self.embed_tokens.val().transpose(), None),
+            None => fused::linear(hidden, self.embed_tokens.val(), None),
         }
     }
 
@@ -734,7 +716,6 @@ impl CausalLm {
             mask,
             cos,
             sin,
-            fused: is_plain_flex(&device),
         };
 
         let token_ids: Vec<i64> = batch.tokens.iter().map(|&t| t as i64).collect();
@@ -773,28 +754,6 @@ impl CausalLm {
                 .expand([rows, len, self.config.hidden_size]);
         hidden.clone().mask_where(mask, hidden.detach())
     }
-}
-
-/// Attention from differentiable primitives (autodiff and GPU devices). The query heads of a
-/// key/value group are stacked along the query axis, `[batch, kv_heads, groups * len, dim]`, so
-/// keys and values are used as they are instead of being repeated per query head (the repeat
-/// was a copy kept for the backward pass of every layer). Scale, mask and softmax are one fused
-/// operation ([`fused::masked_softmax`]).
-fn decomposed_attention(
-    query: Tensor<4>,
-    key: Tensor<4>,
-    value: Tensor<4>,
-    mask: &AttentionMask,
-    groups: usize,
-) -> Tensor<4> {
-    let [batch, heads, new_len, head_dim] = query.dims();
-    let kv_heads = heads / groups;
-    let query = query.reshape([batch, kv_heads, groups * new_len, head_dim]);
-    let scores = query.matmul(key.swap_dims(2, 3));
-    let scale = 1.0 / (head_dim as f32).sqrt();
-    fused::masked_softmax(scores, mask, scale)
-        .matmul(value)
-        .reshape([batch, heads, new_len, head_dim])
 }
 
 fn check_shape(name: &str, tensor: &HostTensor, expected: &[usize]) -> Result<(), ModelError> {

@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::cpu_engine::kernels::{Accumulate, Strides, gemm_product};
+
 /// Rows handed to one rayon task: enough work per task to amortise the hand-off.
 fn rows_per_task(width: usize) -> usize {
     (32 * 1024 / width.max(1)).max(1)
@@ -290,6 +292,24 @@ impl KeyMask<'_> {
     }
 }
 
+/// `row ← softmax(row)`, where −∞ entries (hidden keys) get probability 0; a row of only −∞
+/// gives zeros, not NaN.
+#[inline(always)]
+fn softmax_row(row: &mut [f32]) {
+    let top = max(row);
+    if top == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    for value in row.iter_mut() {
+        *value = exp(*value - top);
+    }
+    let inverse = 1.0 / sum(row);
+    for value in row.iter_mut() {
+        *value *= inverse;
+    }
+}
+
 vectorised! {
     fn masked_softmax_chunk(
         x: &[f32],
@@ -304,18 +324,7 @@ vectorised! {
             for ((o, &v), &h) in out.iter_mut().zip(row).zip(hidden) {
                 *o = if h { f32::NEG_INFINITY } else { v * scale };
             }
-            let top = max(out);
-            if top == f32::NEG_INFINITY {
-                out.fill(0.0);
-                continue;
-            }
-            for o in out.iter_mut() {
-                *o = exp(*o - top);
-            }
-            let inverse = 1.0 / sum(out);
-            for o in out.iter_mut() {
-                *o *= inverse;
-            }
+            softmax_row(out);
         }
     }
 }
@@ -352,6 +361,240 @@ pub fn masked_softmax_backward(y: &[f32], grad: &[f32], keys: usize, scale: f32,
     d_x.par_chunks_mut(chunk)
         .zip(y.par_chunks(chunk).zip(grad.par_chunks(chunk)))
         .for_each(|(d_x, (y, grad))| softmax_backward_chunk(y, grad, keys, scale, d_x));
+}
+
+/// The shape of one grouped-query attention: `query` is `[batch, heads, queries, head_dim]`,
+/// `key` and `value` are `[batch, kv_heads, keys, head_dim]` (query head `h` reads key/value
+/// head `h / (heads / kv_heads)`), every slice row-major and contiguous.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionLayout {
+    /// Batch rows.
+    pub batch: usize,
+    /// Query heads (a multiple of `kv_heads`).
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Queries per head.
+    pub queries: usize,
+    /// Keys per head.
+    pub keys: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+    /// Factor of the scores before the softmax (usually `1 / √head_dim`).
+    pub scale: f32,
+}
+
+impl AttentionLayout {
+    /// Query rows of one key/value head: its query heads stacked.
+    fn stacked_rows(&self) -> usize {
+        self.heads / self.kv_heads.max(1) * self.queries
+    }
+
+    /// Elements of `query` read by one key/value head.
+    fn query_block(&self) -> usize {
+        self.stacked_rows() * self.head_dim
+    }
+
+    /// Elements of `key` (or `value`) of one key/value head.
+    fn key_block(&self) -> usize {
+        self.keys * self.head_dim
+    }
+
+    /// The mask of batch row `batch`, `[queries, keys]`.
+    fn mask_of<'a>(&self, hidden: &'a [bool], batch: usize) -> &'a [bool] {
+        let size = self.queries * self.keys;
+        &hidden[batch * size..][..size]
+    }
+}
+
+/// Stacked query rows whose scores are held at once: bounds the scratch memory of a
+/// key/value head to `3 × ATTENTION_ROWS × keys` floats however long the sequence.
+const ATTENTION_ROWS: usize = 256;
+
+vectorised! {
+    /// `softmax` in place over rows of `keys`, hiding the keys `hidden` marks (row `r` of the
+    /// block reads mask row `(first_row + r) % queries`); a row with every key hidden gives
+    /// zeros.
+    fn masked_softmax_in_place(
+        scores: &mut [f32],
+        keys: usize,
+        hidden: &[bool],
+        queries: usize,
+        first_row: usize,
+    ) {
+        for (index, row) in scores.chunks_exact_mut(keys).enumerate() {
+            let hidden = &hidden[((first_row + index) % queries) * keys..][..keys];
+            for (value, &h) in row.iter_mut().zip(hidden) {
+                if h {
+                    *value = f32::NEG_INFINITY;
+                }
+            }
+            softmax_row(row);
+        }
+    }
+}
+
+/// Row-major strides of a `[_, width]` matrix.
+pub(crate) fn row_major(width: usize) -> Strides {
+    Strides { row: width, col: 1 }
+}
+
+/// The transpose of a row-major `[_, width]` matrix.
+pub(crate) fn transposed(width: usize) -> Strides {
+    Strides { row: 1, col: width }
+}
+
+/// Attention probabilities of `rows` stacked query rows starting at `first_row` of one
+/// key/value head: `probs = softmax(scale · q kᵀ)`, hidden keys at 0.
+fn attention_probs(
+    query: &[f32],
+    key: &[f32],
+    hidden: &[bool],
+    layout: &AttentionLayout,
+    first_row: usize,
+    probs: &mut [f32],
+) {
+    let (keys, width) = (layout.keys, layout.head_dim);
+    let rows = probs.len() / keys;
+    gemm_product(
+        (&query[first_row * width..], row_major(width)),
+        (key, transposed(width)),
+        (probs, row_major(keys)),
+        [rows, keys, width],
+        Accumulate::Overwrite(layout.scale),
+        1,
+    );
+    masked_softmax_in_place(probs, keys, hidden, layout.queries, first_row);
+}
+
+/// Grouped-query attention `out = softmax(scale · q kᵀ, hidden keys at 0) · v` per head (see
+/// [`AttentionLayout`]); `hidden` is `[batch, queries, keys]`, shared by every head. The
+/// `[queries, keys]` probabilities exist only for blocks of rows, never for a whole head.
+///
+/// # Panics
+/// If a slice is shorter than `layout` says (a bug of the caller).
+pub fn attention(
+    query: &[f32],
+    key: &[f32],
+    value: &[f32],
+    hidden: &[bool],
+    layout: &AttentionLayout,
+    out: &mut [f32],
+) {
+    let (keys, width) = (layout.keys, layout.head_dim);
+    if layout.query_block() == 0 || keys == 0 {
+        return;
+    }
+    out.par_chunks_mut(layout.query_block())
+        .zip(query.par_chunks(layout.query_block()))
+        .enumerate()
+        .for_each(|(task, (out, query))| {
+            let key = &key[task * layout.key_block()..][..layout.key_block()];
+            let value = &value[task * layout.key_block()..][..layout.key_block()];
+            let hidden = layout.mask_of(hidden, task / layout.kv_heads);
+            let mut probs = vec![0f32; ATTENTION_ROWS.min(layout.stacked_rows()) * keys];
+            for first in (0..layout.stacked_rows()).step_by(ATTENTION_ROWS) {
+                let rows = ATTENTION_ROWS.min(layout.stacked_rows() - first);
+                let probs = &mut probs[..rows * keys];
+                attention_probs(query, key, hidden, layout, first, probs);
+                gemm_product(
+                    (probs, row_major(keys)),
+                    (value, row_major(width)),
+                    (&mut out[first * width..], row_major(width)),
+                    [rows, width, keys],
+                    Accumulate::Overwrite(1.0),
+                    1,
+                );
+            }
+        });
+}
+
+/// Gradients of [`attention`] from its inputs and the output gradient `grad`, with the
+/// probabilities recomputed block by block: `dv = pᵀ · grad`, `ds = scale · p ⊙ (grad vᵀ −
+/// Σ (grad vᵀ) ⊙ p)`, `dq = ds · k`, `dk = dsᵀ · q`. `d_query` is shaped like `query`,
+/// `d_key` and `d_value` like `key`.
+///
+/// # Panics
+/// If a slice is shorter than `layout` says (a bug of the caller).
+pub fn attention_backward(
+    (query, key, value): (&[f32], &[f32], &[f32]),
+    grad: &[f32],
+    hidden: &[bool],
+    layout: &AttentionLayout,
+    d_query: &mut [f32],
+    d_key: &mut [f32],
+    d_value: &mut [f32],
+) {
+    let (keys, width) = (layout.keys, layout.head_dim);
+    if layout.query_block() == 0 || keys == 0 {
+        return;
+    }
+    d_query
+        .par_chunks_mut(layout.query_block())
+        .zip(d_key.par_chunks_mut(layout.key_block()))
+        .zip(d_value.par_chunks_mut(layout.key_block()))
+        .enumerate()
+        .for_each(|(task, ((d_query, d_key), d_value))| {
+            let query = &query[task * layout.query_block()..][..layout.query_block()];
+            let grad = &grad[task * layout.query_block()..][..layout.query_block()];
+            let key = &key[task * layout.key_block()..][..layout.key_block()];
+            let value = &value[task * layout.key_block()..][..layout.key_block()];
+            let hidden = layout.mask_of(hidden, task / layout.kv_heads);
+            let block = ATTENTION_ROWS.min(layout.stacked_rows()) * keys;
+            let (mut probs, mut d_probs, mut d_scores) =
+                (vec![0f32; block], vec![0f32; block], vec![0f32; block]);
+            for first in (0..layout.stacked_rows()).step_by(ATTENTION_ROWS) {
+                let rows = ATTENTION_ROWS.min(layout.stacked_rows() - first);
+                let cells = rows * keys;
+                let (probs, d_probs, d_scores) = (
+                    &mut probs[..cells],
+                    &mut d_probs[..cells],
+                    &mut d_scores[..cells],
+                );
+                let grad_rows = (&grad[first * width..], row_major(width));
+                let query_rows = (&query[first * width..], row_major(width));
+                // The key and value gradients sum over every block of rows.
+                let into_keys = if first == 0 {
+                    Accumulate::Overwrite(1.0)
+                } else {
+                    Accumulate::Add
+                };
+                attention_probs(query, key, hidden, layout, first, probs);
+                gemm_product(
+                    (probs, transposed(keys)),
+                    grad_rows,
+                    (d_value, row_major(width)),
+                    [keys, width, rows],
+                    into_keys,
+                    1,
+                );
+                gemm_product(
+                    grad_rows,
+                    (value, transposed(width)),
+                    (d_probs, row_major(keys)),
+                    [rows, keys, width],
+                    Accumulate::Overwrite(1.0),
+                    1,
+                );
+                softmax_backward_chunk(probs, d_probs, keys, layout.scale, d_scores);
+                gemm_product(
+                    (d_scores, row_major(keys)),
+                    (key, row_major(width)),
+                    (&mut d_query[first * width..], row_major(width)),
+                    [rows, width, keys],
+                    Accumulate::Overwrite(1.0),
+                    1,
+                );
+                gemm_product(
+                    (d_scores, transposed(keys)),
+                    query_rows,
+                    (d_key, row_major(width)),
+                    [keys, width, rows],
+                    into_keys,
+                    1,
+                );
+            }
+        });
 }
 
 /// `log(Σ e^row)` computed stably.

@@ -36,16 +36,6 @@ impl LayerView<'_> {
         ((row * self.kv_heads + head) * self.capacity + column) * self.head_dim
     }
 
-    /// The key of `row`, `head` at `column`.
-    pub(crate) fn key(&self, row: usize, head: usize, column: usize) -> &[f32] {
-        &self.keys[self.offset(row, head, column)..][..self.head_dim]
-    }
-
-    /// The value of `row`, `head` at `column`.
-    pub(crate) fn value(&self, row: usize, head: usize, column: usize) -> &[f32] {
-        &self.values[self.offset(row, head, column)..][..self.head_dim]
-    }
-
     /// Keys of `row`, `head` at columns `0..columns`, `[columns, head_dim]`.
     pub(crate) fn keys(&self, row: usize, head: usize, columns: usize) -> &[f32] {
         &self.keys[self.offset(row, head, 0)..][..columns * self.head_dim]

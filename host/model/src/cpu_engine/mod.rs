@@ -27,7 +27,9 @@ pub use cache::CpuKvCache;
 use crate::ModelError;
 use crate::batch::TokenBatch;
 use crate::device::is_plain_flex;
-use crate::fused::kernels::{dot, log_softmax_at, rms_norm, swiglu};
+use crate::fused::kernels::{
+    dot, log_softmax_at, rms_norm, softmax_row, softmax_rows, swiglu, vectorised,
+};
 use crate::model::{CausalLm, HfLinear};
 use crate::rope::Rope;
 use crate::scoring::ScoringBatch;
@@ -417,40 +419,56 @@ impl AttentionShape {
     }
 }
 
-/// Attention of one row's single new query per head (decoding): a dot product per cache column.
-fn attend_one(
-    view: &LayerView<'_>,
-    row: usize,
-    queries: &[f32],
-    out: &mut [f32],
-    shape: &AttentionShape,
-) {
-    let (heads, head_dim, column) = (shape.heads, shape.head_dim, shape.start);
-    let groups = heads / shape.kv_heads;
-    let scale = shape.scale();
-    let mut scores = Vec::with_capacity(column + 1);
-    for head in 0..heads {
-        let kv_head = head / groups;
-        let qv = &queries[head * head_dim..][..head_dim];
-        scores.clear();
-        for c in 0..=column {
-            // Padding columns are skipped; a padding query sees itself only.
-            let score = if view.valid(row, c) || c == column {
-                dot(qv, view.key(row, kv_head, c)) * scale
-            } else {
-                f32::NEG_INFINITY
-            };
-            scores.push(score);
-        }
-        softmax_in_place(&mut scores);
-        let slot = &mut out[head * head_dim..][..head_dim];
-        slot.fill(0.0);
-        for (c, &p) in scores.iter().enumerate() {
-            if p == 0.0 {
-                continue;
+vectorised! {
+    /// Attention of one row's single new query per head (decoding): per key/value head, the
+    /// scores of its query heads against every cache column (each key read once per group),
+    /// a softmax per head, and the probability-weighted sum of the values.
+    fn attend_one(
+        view: &LayerView<'_>,
+        row: usize,
+        queries: &[f32],
+        out: &mut [f32],
+        shape: &AttentionShape,
+    ) {
+        let (head_dim, column) = (shape.head_dim, shape.start);
+        let groups = shape.heads / shape.kv_heads;
+        let columns = column + 1;
+        let scale = shape.scale();
+        let mut scores = vec![0f32; groups * columns];
+        for kv_head in 0..shape.kv_heads {
+            let first_head = kv_head * groups;
+            let group_queries = &queries[first_head * head_dim..][..groups * head_dim];
+            let keys = view.keys(row, kv_head, columns);
+            for (c, key) in keys.chunks_exact(head_dim).enumerate() {
+                // Padding columns are hidden; a padding query sees itself only.
+                let visible = view.valid(row, c) || c == column;
+                for (query, head_scores) in group_queries
+                    .chunks_exact(head_dim)
+                    .zip(scores.chunks_exact_mut(columns))
+                {
+                    head_scores[c] = if visible {
+                        dot(query, key) * scale
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                }
             }
-            for (o, &v) in slot.iter_mut().zip(view.value(row, kv_head, c)) {
-                *o += p * v;
+            let values = view.values(row, kv_head, columns);
+            let slots = &mut out[first_head * head_dim..][..groups * head_dim];
+            for (slot, head_scores) in slots
+                .chunks_exact_mut(head_dim)
+                .zip(scores.chunks_exact_mut(columns))
+            {
+                softmax_row(head_scores);
+                slot.fill(0.0);
+                for (value, &p) in values.chunks_exact(head_dim).zip(head_scores.iter()) {
+                    if p == 0.0 {
+                        continue;
+                    }
+                    for (o, &v) in slot.iter_mut().zip(value) {
+                        *o += p * v;
+                    }
+                }
             }
         }
     }
@@ -507,8 +525,8 @@ fn attend_block(
                     *score = f32::NEG_INFINITY;
                 }
             }
-            softmax_in_place(query_scores);
         }
+        softmax_rows(&mut scores, columns);
         // out[q, head] = Σ_c scores[q, c] · values[c]
         gemm_product(
             (
@@ -530,18 +548,5 @@ fn attend_block(
             Accumulate::Overwrite(1.0),
             1,
         );
-    }
-}
-
-/// `values ← softmax(values)`; entries of −∞ become 0.
-fn softmax_in_place(values: &mut [f32]) {
-    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0;
-    for value in values.iter_mut() {
-        *value = (*value - max).exp();
-        total += *value;
-    }
-    for value in values.iter_mut() {
-        *value /= total;
     }
 }

@@ -18,9 +18,9 @@ fn rows_per_task(width: usize) -> usize {
 /// target, and picks one per call by what the CPU has (so its loops vectorise over 16 lanes
 /// where they can). The body's helpers are `#[inline(always)]` so they take the features too.
 macro_rules! vectorised {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn portable($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
@@ -38,6 +38,7 @@ macro_rules! vectorised {
         }
     };
 }
+pub(crate) use vectorised;
 
 /// `e^x` for f32 in plain arithmetic, so loops over it vectorise (Cephes' polynomial on
 /// `x - n ln 2`, relative error below 2e-7). Inputs under −87.3 give 0, inputs over 88.3 give
@@ -295,7 +296,7 @@ impl KeyMask<'_> {
 /// `row ← softmax(row)`, where −∞ entries (hidden keys) get probability 0; a row of only −∞
 /// gives zeros, not NaN.
 #[inline(always)]
-fn softmax_row(row: &mut [f32]) {
+pub(crate) fn softmax_row(row: &mut [f32]) {
     let top = max(row);
     if top == f32::NEG_INFINITY {
         row.fill(0.0);
@@ -307,6 +308,15 @@ fn softmax_row(row: &mut [f32]) {
     let inverse = 1.0 / sum(row);
     for value in row.iter_mut() {
         *value *= inverse;
+    }
+}
+
+vectorised! {
+    /// [`softmax_row`] over every row of `width` of `values`.
+    pub(crate) fn softmax_rows(values: &mut [f32], width: usize) {
+        for row in values.chunks_exact_mut(width) {
+            softmax_row(row);
+        }
     }
 }
 

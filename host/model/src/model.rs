@@ -64,13 +64,19 @@ impl HfLinear {
     }
 
     fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let update = self
-            .lora
-            .as_ref()
-            .map(|adapter| adapter.forward(input.clone()));
-        let output = fused::linear(input, self.weight.val(), self.bias.as_ref().map(Param::val));
-        match update {
-            Some(update) => output + update,
+        let bias = self.bias.as_ref().map(Param::val);
+        let Some(adapter) = &self.lora else {
+            return fused::linear(input, self.weight.val(), bias);
+        };
+        let output = fused::low_rank_linear(
+            input,
+            self.weight.val(),
+            adapter.a.val(),
+            adapter.b.val(),
+            adapter.scale as f32,
+        );
+        match bias {
+            Some(bias) => output + bias.unsqueeze_dim(0),
             None => output,
         }
     }

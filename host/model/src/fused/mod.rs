@@ -16,7 +16,7 @@ pub mod kernels;
 
 pub use kernels::AdamWStep;
 
-use crate::cpu_engine::kernels::{Accumulate, gemm_product};
+use crate::cpu_engine::kernels::{Accumulate, Strides, gemm_product};
 use kernels::{row_major, transposed};
 
 use std::sync::Arc;
@@ -199,6 +199,55 @@ pub fn linear(input: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> T
     match bias {
         Some(bias) => product + bias.unsqueeze_dim(0),
         None => product,
+    }
+}
+
+/// A linear layer with a LoRA update, without bias: `input · weightᵀ + scale · (input · aᵀ) ·
+/// bᵀ` for `weight` `[out, in]`, `a` `[rank, in]` and `b` `[out, rank]`, `[rows, out]`.
+///
+/// On flex this is one operation: the update is added into the product's buffer, so a layer
+/// keeps one `[rows, out]` output for the backward pass instead of two (composed, the update's
+/// product was kept beside the frozen weight's), and the thin `[rows, rank]` side is
+/// recomputed in the backward pass. Gradients go only to the parents that need them (a frozen
+/// weight gets none).
+pub fn low_rank_linear(
+    input: Tensor<2>,
+    weight: Tensor<2>,
+    a: Tensor<2>,
+    b: Tensor<2>,
+    scale: f32,
+) -> Tensor<2> {
+    let [_, inputs] = input.dims();
+    let [outputs, weight_inputs] = weight.dims();
+    let [rank, a_inputs] = a.dims();
+    let composed = || {
+        let down = module_linear(input.clone(), a.clone().transpose(), None).mul_scalar(scale);
+        module_linear(input.clone(), weight.clone().transpose(), None)
+            + module_linear(down, b.clone().transpose(), None)
+    };
+    if inputs == 0
+        || rank == 0
+        || [weight_inputs, a_inputs] != [inputs; 2]
+        || b.dims() != [outputs, rank]
+    {
+        return composed();
+    }
+    match route(&[&input, &weight, &a, &b]) {
+        Route::Plain => match (plain(&input), plain(&weight), plain(&a), plain(&b)) {
+            (Some(x), Some(w), Some(a), Some(b)) => {
+                Tensor::from_primitive::<Flex>(low_rank_linear_values(&x, &w, &a, &b, scale))
+            }
+            _ => composed(),
+        },
+        Route::Tracked(GradientCheckpointingStrategy::Disabled) => {
+            low_rank_linear_tracked::<NoCheckpointing>([&input, &weight, &a, &b], scale)
+                .unwrap_or_else(composed)
+        }
+        Route::Tracked(GradientCheckpointingStrategy::Balanced) => {
+            low_rank_linear_tracked::<BalancedCheckpointing>([&input, &weight, &a, &b], scale)
+                .unwrap_or_else(composed)
+        }
+        Route::Composed => composed(),
     }
 }
 
@@ -813,6 +862,179 @@ fn linear_tracked<C: CheckpointStrategy>(
     }
 }
 
+/// `scale · input · aᵀ`, `[rows, rank]`: the thin side of a LoRA update.
+fn scaled_down(input: &FlexTensor, a: &FlexTensor, scale: f32) -> Vec<f32> {
+    let ([rows, inputs], [rank, _]) = (dims2(input), dims2(a));
+    let mut down = vec![0f32; rows * rank];
+    gemm_product(
+        (values(input), row_major(inputs)),
+        (values(a), transposed(inputs)),
+        (&mut down, row_major(rank)),
+        [rows, rank, inputs],
+        Accumulate::Overwrite(scale),
+        rayon::current_num_threads(),
+    );
+    down
+}
+
+/// `input · weightᵀ + scale · (input · aᵀ) · bᵀ` on every thread of rayon's pool.
+fn low_rank_linear_values(
+    input: &FlexTensor,
+    weight: &FlexTensor,
+    a: &FlexTensor,
+    b: &FlexTensor,
+    scale: f32,
+) -> FlexTensor {
+    let (input, weight) = (contiguous(input), contiguous(weight));
+    let (a, b) = (contiguous(a), contiguous(b));
+    let ([rows, inputs], [outputs, rank]) = (dims2(&input), dims2(&b));
+    let down = scaled_down(&input, &a, scale);
+    let threads = rayon::current_num_threads();
+    new_tensor(Shape::new([rows, outputs]), |out| {
+        gemm_product(
+            (values(&input), row_major(inputs)),
+            (values(&weight), transposed(inputs)),
+            (&mut *out, row_major(outputs)),
+            [rows, outputs, inputs],
+            Accumulate::Overwrite(1.0),
+            threads,
+        );
+        gemm_product(
+            (&down, row_major(rank)),
+            (values(&b), transposed(rank)),
+            (out, row_major(outputs)),
+            [rows, outputs, rank],
+            Accumulate::Add,
+            threads,
+        );
+    })
+}
+
+#[derive(Debug)]
+struct LowRankLinearBackward;
+
+impl Backward<Flex, 4> for LowRankLinearBackward {
+    /// Input, weight, `a`, `b` and the scale.
+    type State = ([NodeId; 4], f32);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 4>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let (ids, scale) = ops.state;
+        let [input, weight, a, b] = ids.map(|id| retrieved(checkpointer, id));
+        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
+        let ([rows, inputs], [outputs, rank]) = (dims2(&input), dims2(&b));
+        let threads = rayon::current_num_threads();
+        let product = |lhs: (&[f32], Strides), rhs: (&[f32], Strides), shape: [usize; 3]| {
+            let [m, n, _] = shape;
+            let mut out = vec![0f32; m * n];
+            gemm_product(
+                lhs,
+                rhs,
+                (&mut out, row_major(n)),
+                shape,
+                Accumulate::Overwrite(1.0),
+                threads,
+            );
+            out
+        };
+        // The gradient at the thin side: scale · grad · b, [rows, rank].
+        let mut grad_down = product(
+            (values(&grad), row_major(outputs)),
+            (values(&b), row_major(rank)),
+            [rows, rank, outputs],
+        );
+        grad_down.iter_mut().for_each(|g| *g *= scale);
+        let [input_parent, weight_parent, a_parent, b_parent] = ops.parents;
+        let tensor = |values: Vec<f32>, like: &FlexTensor| {
+            FlexTensor::from_data(TensorData::new(values, like.shape()))
+        };
+        let d_input = input_parent.map(|parent| {
+            let mut d_input = product(
+                (values(&grad), row_major(outputs)),
+                (values(&weight), row_major(inputs)),
+                [rows, inputs, outputs],
+            );
+            gemm_product(
+                (&grad_down, row_major(rank)),
+                (values(&a), row_major(inputs)),
+                (&mut d_input, row_major(inputs)),
+                [rows, inputs, rank],
+                Accumulate::Add,
+                threads,
+            );
+            (Some(parent.id), tensor(d_input, &input))
+        });
+        let d_weight = weight_parent.map(|parent| {
+            let d_weight = product(
+                (values(&grad), transposed(outputs)),
+                (values(&input), row_major(inputs)),
+                [outputs, inputs, rows],
+            );
+            (Some(parent.id), tensor(d_weight, &weight))
+        });
+        let d_a = a_parent.map(|parent| {
+            let d_a = product(
+                (&grad_down, transposed(rank)),
+                (values(&input), row_major(inputs)),
+                [rank, inputs, rows],
+            );
+            (Some(parent.id), tensor(d_a, &a))
+        });
+        let d_b = b_parent.map(|parent| {
+            let down = scaled_down(&input, &a, scale);
+            let d_b = product(
+                (values(&grad), transposed(outputs)),
+                (&down, row_major(rank)),
+                [outputs, rank, rows],
+            );
+            (Some(parent.id), tensor(d_b, &b))
+        });
+        register(grads, [d_input, d_weight, d_a, d_b].into_iter().flatten());
+    }
+}
+
+fn low_rank_linear_tracked<C>(inputs: [&Tensor<2>; 4], scale: f32) -> Option<Tensor<2>>
+where
+    C: CheckpointStrategy,
+    DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+{
+    let [input, weight, a, b] = inputs;
+    let [input, weight, a, b] = [
+        tracked::<C, 2>(input)?,
+        tracked::<C, 2>(weight)?,
+        tracked::<C, 2>(a)?,
+        tracked::<C, 2>(b)?,
+    ];
+    let output = low_rank_linear_values(
+        input.primitive(),
+        weight.primitive(),
+        a.primitive(),
+        b.primitive(),
+        scale,
+    );
+    let output = match LowRankLinearBackward
+        .prepare::<C>([input.node(), weight.node(), a.node(), b.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let ids = [
+                prep.checkpoint(&input),
+                prep.checkpoint(&weight),
+                prep.checkpoint(&a),
+                prep.checkpoint(&b),
+            ];
+            prep.finish((ids, scale), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex, C>>(output))
+}
+
 fn attention_values(
     query: &FlexTensor,
     key: &FlexTensor,
@@ -1185,6 +1407,37 @@ mod tests {
             2.0,
             |t| linear(t[0].clone(), t[1].clone(), None),
             |t| composed(t[0].clone(), t[1].clone(), None),
+            1e-4,
+        );
+    }
+
+    #[test]
+    fn low_rank_linear_matches_the_composed_form_with_gradients() {
+        let device = Device::flex();
+        let shapes = [[37, 29], [45, 29], [4, 29], [45, 4]];
+        let [x, w, a, b] = [0, 1, 2, 3].map(|i| tensor(shapes[i], 40 + i as u64, 1.5, &device));
+        let composed = |t: Vec<Tensor<2>>| {
+            let down = module_linear(t[0].clone(), t[2].clone().transpose(), None).mul_scalar(2.5);
+            module_linear(t[0].clone(), t[1].clone().transpose(), None)
+                + module_linear(down, t[3].clone().transpose(), None)
+        };
+        assert_close(
+            &host(low_rank_linear(
+                x.clone(),
+                w.clone(),
+                a.clone(),
+                b.clone(),
+                2.5,
+            )),
+            &host(composed(vec![x, w, a, b])),
+            1e-5,
+            "plain",
+        );
+        check_gradients(
+            &shapes,
+            1.5,
+            |t| low_rank_linear(t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone(), 2.5),
+            composed,
             1e-4,
         );
     }

@@ -17,7 +17,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use ponder_checkpoint::{Checkpoint, HostTensor, ModelConfig, Weights};
 
 use crate::batch::TokenBatch;
-use crate::fused::{self, AttentionMask};
+use crate::fused::{self, AttentionMask, RotaryTables};
 use crate::lora::{LoraAdapter, LoraTarget};
 use crate::rope::Rope;
 use crate::{KvCache, ModelError};
@@ -202,21 +202,13 @@ impl SelfAttention {
             head_dim,
             ..
         } = *context;
-        let rope = |projected: Tensor<2>, count: usize| -> Tensor<4> {
-            let x = projected.reshape([rows, new_len, count, head_dim]);
-            let half = head_dim / 2;
-            let swapped = Tensor::cat(
-                vec![
-                    x.clone().narrow(3, half, half),
-                    x.clone().narrow(3, 0, half),
-                ],
-                3,
-            );
-            let rotated = x * context.cos.clone() + swapped * context.sin.clone();
-            rotated.swap_dims(1, 2)
-        };
-        let query = rope(self.q_proj.forward(normed.clone()), heads);
-        let key = rope(self.k_proj.forward(normed.clone()), kv_heads);
+        let query =
+            fused::rotate_heads(self.q_proj.forward(normed.clone()), &context.rotary, heads);
+        let key = fused::rotate_heads(
+            self.k_proj.forward(normed.clone()),
+            &context.rotary,
+            kv_heads,
+        );
         let value = self
             .v_proj
             .forward(normed)
@@ -491,10 +483,8 @@ struct AttentionContext {
     head_dim: usize,
     /// `[batch, 1, new_len, key_len]`, `true` = may not attend.
     mask: AttentionMask,
-    /// RoPE `cos` for the new tokens, `[batch, new_len, 1, head_dim]`.
-    cos: Tensor<4>,
-    /// RoPE signed `sin`, same shape.
-    sin: Tensor<4>,
+    /// RoPE tables of the new tokens.
+    rotary: RotaryTables,
 }
 
 /// The key/value cache of one layer during a cached forward.
@@ -708,10 +698,7 @@ impl CausalLm {
         let mask = AttentionMask::new(mask, [rows, new_len, key_len], &device);
         let head_dim = self.config.head_dim;
         let (cos, sin) = self.rope.tables(&batch.positions);
-        let cos =
-            Tensor::<4>::from_data(TensorData::new(cos, [rows, new_len, 1, head_dim]), &device);
-        let sin =
-            Tensor::<4>::from_data(TensorData::new(sin, [rows, new_len, 1, head_dim]), &device);
+        let rotary = RotaryTables::new(cos, sin, [rows, new_len, head_dim], &device);
         let context = AttentionContext {
             rows,
             new_len,
@@ -720,8 +707,7 @@ impl CausalLm {
             kv_heads: self.config.num_key_value_heads,
             head_dim,
             mask,
-            cos,
-            sin,
+            rotary,
         };
 
         let token_ids: Vec<i64> = batch.tokens.iter().map(|&t| t as i64).collect();

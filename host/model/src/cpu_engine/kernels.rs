@@ -18,6 +18,8 @@
 
 use rayon::prelude::*;
 
+use crate::fused::kernels::rotate_head;
+
 /// Below this many multiply-adds a product runs on the calling thread (fan-out costs more).
 const PARALLEL_WORK: usize = 1 << 20;
 
@@ -446,16 +448,12 @@ mod avx512 {
 /// `[tokens, head_dim]` laid out as [`crate::Rope::tables`] returns them (rotate-half form: the
 /// sign of the first half lives in `sin`).
 pub fn apply_rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin: &[f32]) {
-    let half = head_dim / 2;
     let mut rotated = vec![0f32; head_dim];
     for (token, chunk) in x.chunks_exact_mut(heads * head_dim).enumerate() {
         let cos = &cos[token * head_dim..][..head_dim];
         let sin = &sin[token * head_dim..][..head_dim];
         for head in chunk.chunks_exact_mut(head_dim) {
-            for d in 0..head_dim {
-                let partner = head[(d + half) % head_dim];
-                rotated[d] = head[d] * cos[d] + partner * sin[d];
-            }
+            rotate_head(head, cos, sin, &mut rotated);
             head.copy_from_slice(&rotated);
         }
     }

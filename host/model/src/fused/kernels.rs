@@ -607,6 +607,115 @@ pub fn attention_backward(
         });
 }
 
+/// The dimensions of a rotary-position operation: `batch` rows of `len` tokens, each with
+/// `heads` heads of `head_dim`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RotaryDims {
+    /// Batch rows.
+    pub batch: usize,
+    /// Tokens per row.
+    pub len: usize,
+    /// Heads per token.
+    pub heads: usize,
+    /// Width of a head (even).
+    pub head_dim: usize,
+}
+
+vectorised! {
+    /// One head's rotation: `out[i] = x[i] · cos[i] + x[(i + half) % dim] · sin[i]`.
+    pub(crate) fn rotate_head(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
+        let half = x.len() / 2;
+        let (low, high) = x.split_at(half);
+        let (out_low, out_high) = out.split_at_mut(half);
+        for (((o, &x), &partner), (&c, &s)) in out_low.iter_mut().zip(low).zip(high).zip(cos.iter().zip(sin)) {
+            *o = x * c + partner * s;
+        }
+        for (((o, &x), &partner), (&c, &s)) in out_high.iter_mut().zip(high).zip(low).zip(cos[half..].iter().zip(&sin[half..])) {
+            *o = x * c + partner * s;
+        }
+    }
+}
+
+/// Rotary positions applied per head and laid out head-major: `x` is `[batch, len, heads,
+/// head_dim]`, `out` `[batch, heads, len, head_dim]`, `cos` and `sin` (signed, see
+/// `Rope::tables`) `[batch, len, head_dim]`.
+pub fn rotate_heads(x: &[f32], cos: &[f32], sin: &[f32], dims: RotaryDims, out: &mut [f32]) {
+    let RotaryDims {
+        len,
+        heads,
+        head_dim,
+        ..
+    } = dims;
+    if len * head_dim == 0 {
+        return;
+    }
+    out.par_chunks_mut(len * head_dim)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let (batch, head) = (block / heads, block % heads);
+            for (token, out) in out.chunks_exact_mut(head_dim).enumerate() {
+                let at = batch * len + token;
+                rotate_head(
+                    &x[(at * heads + head) * head_dim..][..head_dim],
+                    &cos[at * head_dim..][..head_dim],
+                    &sin[at * head_dim..][..head_dim],
+                    out,
+                );
+            }
+        });
+}
+
+vectorised! {
+    /// One head's gradient of [`rotate_head`]: `d_x[i] = grad[i] · cos[i] + grad[j] · sin[j]`
+    /// with `j = (i + half) % dim` (the half swap is its own inverse).
+    fn rotate_head_backward(grad: &[f32], cos: &[f32], sin: &[f32], d_x: &mut [f32]) {
+        let half = grad.len() / 2;
+        let (low, high) = grad.split_at(half);
+        let (d_low, d_high) = d_x.split_at_mut(half);
+        let (cos_low, cos_high) = cos.split_at(half);
+        let (sin_low, sin_high) = sin.split_at(half);
+        for ((((d, &g), &partner), &c), &s) in d_low.iter_mut().zip(low).zip(high).zip(cos_low).zip(sin_high) {
+            *d = g * c + partner * s;
+        }
+        for ((((d, &g), &partner), &c), &s) in d_high.iter_mut().zip(high).zip(low).zip(cos_high).zip(sin_low) {
+            *d = g * c + partner * s;
+        }
+    }
+}
+
+/// Gradient of [`rotate_heads`]: `grad` is `[batch, heads, len, head_dim]`, `d_x` `[batch,
+/// len, heads, head_dim]`.
+pub fn rotate_heads_backward(
+    grad: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    dims: RotaryDims,
+    d_x: &mut [f32],
+) {
+    let RotaryDims {
+        len,
+        heads,
+        head_dim,
+        ..
+    } = dims;
+    if heads * head_dim == 0 {
+        return;
+    }
+    d_x.par_chunks_mut(heads * head_dim)
+        .enumerate()
+        .for_each(|(at, d_x)| {
+            let (batch, token) = (at / len, at % len);
+            let (cos, sin) = (
+                &cos[at * head_dim..][..head_dim],
+                &sin[at * head_dim..][..head_dim],
+            );
+            for (head, d_x) in d_x.chunks_exact_mut(head_dim).enumerate() {
+                let from = ((batch * heads + head) * len + token) * head_dim;
+                rotate_head_backward(&grad[from..][..head_dim], cos, sin, d_x);
+            }
+        });
+}
+
 /// `log(Σ e^row)` computed stably.
 #[inline(always)]
 fn log_sum_exp(row: &[f32]) -> f32 {

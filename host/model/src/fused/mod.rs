@@ -251,6 +251,101 @@ pub fn low_rank_linear(
     }
 }
 
+/// Rotary position tables of a batch, `[batch, len, head_dim]`: `cos` and the signed `sin` of
+/// `Rope::tables`, as tensors (composed path) and on the host (kernel).
+#[derive(Clone, Debug)]
+pub struct RotaryTables {
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    host: Arc<(Vec<f32>, Vec<f32>)>,
+    batch: usize,
+    len: usize,
+    head_dim: usize,
+}
+
+impl RotaryTables {
+    /// The tables from their host values, each `[batch, len, head_dim]` row-major.
+    pub fn new(
+        cos: Vec<f32>,
+        sin: Vec<f32>,
+        [batch, len, head_dim]: [usize; 3],
+        device: &Device,
+    ) -> Self {
+        let tensor = |values: &[f32]| {
+            Tensor::<4>::from_data(
+                TensorData::new(values.to_vec(), [batch, len, 1, head_dim]),
+                device,
+            )
+        };
+        RotaryTables {
+            cos: tensor(&cos),
+            sin: tensor(&sin),
+            host: Arc::new((cos, sin)),
+            batch,
+            len,
+            head_dim,
+        }
+    }
+}
+
+/// Rotary positions (transformers' `apply_rotary_pos_emb`) applied to `x` `[batch · len, heads
+/// · head_dim]`, returned per head: `[batch, heads, len, head_dim]`.
+///
+/// On flex this is one pass each way (the rotation is linear, so the backward pass keeps
+/// nothing but the tables); composed, it was two slices, a concatenation, two products, a sum
+/// and a transposed copy per projection and layer.
+pub fn rotate_heads(x: Tensor<2>, tables: &RotaryTables, heads: usize) -> Tensor<4> {
+    let (batch, len, head_dim) = (tables.batch, tables.len, tables.head_dim);
+    let composed = |x: Tensor<2>| composed_rotate_heads(x, tables, heads);
+    let dims = kernels::RotaryDims {
+        batch,
+        len,
+        heads,
+        head_dim,
+    };
+    if x.dims() != [batch * len, heads * head_dim] || !head_dim.is_multiple_of(2) {
+        return composed(x);
+    }
+    let tables_of = || tables.host.clone();
+    match route(&[&x]) {
+        Route::Plain => match plain(&x) {
+            Some(values) => {
+                Tensor::from_primitive::<Flex>(rotate_heads_values(&values, &tables.host, dims))
+            }
+            None => composed(x),
+        },
+        Route::Tracked(GradientCheckpointingStrategy::Disabled) => {
+            tracked_unary::<NoCheckpointing, 2, 4>(&x, |x| {
+                rotate_heads_tracked::<NoCheckpointing>(x, tables_of(), dims)
+            })
+            .unwrap_or_else(|| composed(x))
+        }
+        Route::Tracked(GradientCheckpointingStrategy::Balanced) => {
+            tracked_unary::<BalancedCheckpointing, 2, 4>(&x, |x| {
+                rotate_heads_tracked::<BalancedCheckpointing>(x, tables_of(), dims)
+            })
+            .unwrap_or_else(|| composed(x))
+        }
+        Route::Composed => composed(x),
+    }
+}
+
+/// [`rotate_heads`] from burn operations (any backend).
+fn composed_rotate_heads(x: Tensor<2>, tables: &RotaryTables, heads: usize) -> Tensor<4> {
+    let (batch, len, head_dim) = (tables.batch, tables.len, tables.head_dim);
+    let x = x.reshape([batch, len, heads, head_dim]);
+    let half = head_dim / 2;
+    let swapped = Tensor::cat(
+        vec![
+            x.clone().narrow(3, half, half),
+            x.clone().narrow(3, 0, half),
+        ],
+        3,
+    );
+    let rotated = x * tables.cos.clone() + swapped * tables.sin.clone();
+    rotated.swap_dims(1, 2)
+}
+
 /// Grouped-query attention: `softmax(scale · q kᵀ) · v` per head, with the keys `mask` hides at
 /// probability 0. `query` is `[batch, heads, queries, head_dim]`, `key` and `value` are
 /// `[batch, kv_heads, keys, head_dim]`; query head `h` reads key/value head
@@ -1035,6 +1130,53 @@ where
     Some(Tensor::from_primitive::<Autodiff<Flex, C>>(output))
 }
 
+fn rotate_heads_values(
+    x: &FlexTensor,
+    tables: &(Vec<f32>, Vec<f32>),
+    dims: kernels::RotaryDims,
+) -> FlexTensor {
+    let x = contiguous(x);
+    let shape = Shape::new([dims.batch, dims.heads, dims.len, dims.head_dim]);
+    new_tensor(shape, |out| {
+        kernels::rotate_heads(values(&x), &tables.0, &tables.1, dims, out)
+    })
+}
+
+#[derive(Debug)]
+struct RotateHeadsBackward;
+
+impl Backward<Flex, 1> for RotateHeadsBackward {
+    /// The tables and the dimensions (the rotation is linear: the input is not needed).
+    type State = (Arc<(Vec<f32>, Vec<f32>)>, kernels::RotaryDims);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (tables, dims) = ops.state;
+        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
+        let shape = Shape::new([dims.batch * dims.len, dims.heads * dims.head_dim]);
+        let d_x = new_tensor(shape, |d_x| {
+            kernels::rotate_heads_backward(values(&grad), &tables.0, &tables.1, dims, d_x)
+        });
+        let [parent] = ops.parents;
+        register(grads, [(parent.map(|p| p.id), d_x)]);
+    }
+}
+
+fn rotate_heads_tracked<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    tables: Arc<(Vec<f32>, Vec<f32>)>,
+    dims: kernels::RotaryDims,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let output = rotate_heads_values(x.primitive(), &tables, dims);
+    match RotateHeadsBackward
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((tables, dims), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
 fn attention_values(
     query: &FlexTensor,
     key: &FlexTensor,
@@ -1439,6 +1581,31 @@ mod tests {
             |t| low_rank_linear(t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone(), 2.5),
             composed,
             1e-4,
+        );
+    }
+
+    #[test]
+    fn rotate_heads_matches_the_composed_form_with_gradients() {
+        let (batch, len, heads, head_dim) = (2, 5, 3, 8);
+        let tables = |device: &Device| {
+            let count = batch * len * head_dim;
+            let (cos, sin) = (values_of(count, 50, 1.0), values_of(count, 51, 1.0));
+            RotaryTables::new(cos, sin, [batch, len, head_dim], device)
+        };
+        let device = Device::flex();
+        let x = tensor([batch * len, heads * head_dim], 52, 3.0, &device);
+        assert_close(
+            &host(rotate_heads(x.clone(), &tables(&device), heads)),
+            &host(composed_rotate_heads(x, &tables(&device), heads)),
+            1e-6,
+            "plain",
+        );
+        check_gradients(
+            &[[batch * len, heads * head_dim]],
+            3.0,
+            |t| rotate_heads(t[0].clone(), &tables(&t[0].device()), heads),
+            |t| composed_rotate_heads(t[0].clone(), &tables(&t[0].device()), heads),
+            1e-5,
         );
     }
 

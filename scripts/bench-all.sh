@@ -2,7 +2,7 @@
 # Every README benchmark figure in one back-to-back run: each ponder benchmark, then its peer
 # (../shared/peers, set up by its setup.sh and build_llamacpp.sh under $PEERS_ROOT), nothing
 # else running. Logs go to $OUT (default: bench-results/<date>/); the load average is recorded
-# before every step. About 20 minutes on 2 cores.
+# before every step. About 30 minutes on 2 cores.
 # Usage: scripts/bench-all.sh   (after scripts/run.sh has built ponder and fetched the model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +35,7 @@ step score "$PONDER" bench score --runs 3
 step peer-score "$py" scripts/peers/bench_score.py --runs 3 --shared "$SHARED"
 step dpo "$PONDER" bench dpo
 step peer-dpo "$py" "$SHARED/bench_dpo.py"
+step dpo-lora "$PONDER" bench dpo --lora-rank 16
+step peer-dpo-lora "$py" "$SHARED/bench_dpo.py" --lora
+step dpo-no-checkpointing "$PONDER" bench dpo --no-gradient-checkpointing
 echo "done: $OUT" | tee -a "$OUT/about.txt"

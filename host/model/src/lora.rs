@@ -3,7 +3,8 @@
 //!
 //! A projection with an adapter computes `y = x Wᵀ + b + s · (x Aᵀ) Bᵀ` with `A: [rank, in]`,
 //! `B: [out, rank]` and `s = alpha / rank`, as PEFT does. The update is applied factored (two thin
-//! matmuls) instead of materialising `W + s·B·A` on every forward. Attaching adapters freezes
+//! matmuls, one fused operation: [`crate::fused::low_rank_linear`]) instead of materialising
+//! `W + s·B·A` on every forward. Attaching adapters freezes
 //! every weight of the model, so that only `A` and `B` get gradients and optimiser state; saving
 //! merges them (`W' = W + s·B·A`, see [`crate::HfLinear::merged_weight`]).
 
@@ -12,7 +13,6 @@ use std::path::Path;
 use std::str::FromStr;
 
 use burn::module::{Module, Param};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use ponder_checkpoint::{HostTensor, Weights};
 use serde::{Deserialize, Serialize};
@@ -181,12 +181,6 @@ pub struct LoraAdapter {
 }
 
 impl LoraAdapter {
-    /// `s · (x Aᵀ) Bᵀ` for `x: [rows, in]`; the scale is applied to the thin `[rows, rank]` side.
-    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let down = linear(input, self.a.val().transpose(), None).mul_scalar(self.scale);
-        linear(down, self.b.val().transpose(), None)
-    }
-
     /// The update `s · B·A`, `[out_features, in_features]`.
     pub fn delta(&self) -> Tensor<2> {
         self.b.val().matmul(self.a.val()).mul_scalar(self.scale)

@@ -865,20 +865,64 @@ fn masked_softmax_tracked<C: CheckpointStrategy>(
     }
 }
 
-/// `input · weightᵀ` on every thread of rayon's pool.
+/// `scale · lhs · rhs` for strided `lhs` `[m, k]` and `rhs` `[k, n]` into a fresh row-major
+/// `[m, n]` buffer, on every thread of rayon's pool.
+fn product(
+    lhs: (&[f32], Strides),
+    rhs: (&[f32], Strides),
+    [m, n, k]: [usize; 3],
+    scale: f32,
+) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    gemm_product(
+        lhs,
+        rhs,
+        (&mut out, row_major(n)),
+        [m, n, k],
+        Accumulate::Overwrite(scale),
+        rayon::current_num_threads(),
+    );
+    out
+}
+
+/// `input · weightᵀ`, `[rows, out]`.
 fn linear_values(input: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let (input, weight) = (contiguous(input), contiguous(weight));
     let ([rows, inputs], [outputs, _]) = (dims2(&input), dims2(&weight));
-    new_tensor(Shape::new([rows, outputs]), |out| {
-        gemm_product(
-            (values(&input), row_major(inputs)),
-            (values(&weight), transposed(inputs)),
-            (out, row_major(outputs)),
-            [rows, outputs, inputs],
-            Accumulate::Overwrite(1.0),
-            rayon::current_num_threads(),
-        )
-    })
+    let out = product(
+        (values(&input), row_major(inputs)),
+        (values(&weight), transposed(inputs)),
+        [rows, outputs, inputs],
+        1.0,
+    );
+    FlexTensor::from_data(TensorData::new(out, [rows, outputs]))
+}
+
+/// A linear layer's input gradient `grad · weight`, `[rows, in]`.
+fn input_gradient(grad: &FlexTensor, weight: &FlexTensor) -> Vec<f32> {
+    let ([rows, outputs], [_, inputs]) = (dims2(grad), dims2(weight));
+    product(
+        (values(grad), row_major(outputs)),
+        (values(weight), row_major(inputs)),
+        [rows, inputs, outputs],
+        1.0,
+    )
+}
+
+/// A linear layer's weight gradient `gradᵀ · input`, `[out, in]`.
+fn weight_gradient(grad: &FlexTensor, input: &FlexTensor) -> Vec<f32> {
+    let ([rows, outputs], [_, inputs]) = (dims2(grad), dims2(input));
+    product(
+        (values(grad), transposed(outputs)),
+        (values(input), row_major(inputs)),
+        [outputs, inputs, rows],
+        1.0,
+    )
+}
+
+/// A host buffer as a flex tensor shaped like `like`.
+fn shaped_like(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.shape()))
 }
 
 /// The dimensions of a matrix.
@@ -906,34 +950,18 @@ impl Backward<Flex, 2> for LinearBackward {
         let input = retrieved(checkpointer, input_id);
         let weight = retrieved(checkpointer, weight_id);
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
-        let ([rows, inputs], [outputs, _]) = (dims2(&input), dims2(&weight));
-        let threads = rayon::current_num_threads();
         let [input_parent, weight_parent] = ops.parents;
         let d_input = input_parent.map(|parent| {
-            let d_input = new_tensor(input.shape(), |d_input| {
-                gemm_product(
-                    (values(&grad), row_major(outputs)),
-                    (values(&weight), row_major(inputs)),
-                    (d_input, row_major(inputs)),
-                    [rows, inputs, outputs],
-                    Accumulate::Overwrite(1.0),
-                    threads,
-                )
-            });
-            (Some(parent.id), d_input)
+            (
+                Some(parent.id),
+                shaped_like(input_gradient(&grad, &weight), &input),
+            )
         });
         let d_weight = weight_parent.map(|parent| {
-            let d_weight = new_tensor(weight.shape(), |d_weight| {
-                gemm_product(
-                    (values(&grad), transposed(outputs)),
-                    (values(&input), row_major(inputs)),
-                    (d_weight, row_major(inputs)),
-                    [outputs, inputs, rows],
-                    Accumulate::Overwrite(1.0),
-                    threads,
-                )
-            });
-            (Some(parent.id), d_weight)
+            (
+                Some(parent.id),
+                shaped_like(weight_gradient(&grad, &input), &weight),
+            )
         });
         register(grads, d_input.into_iter().chain(d_weight));
     }
@@ -960,16 +988,12 @@ fn linear_tracked<C: CheckpointStrategy>(
 /// `scale · input · aᵀ`, `[rows, rank]`: the thin side of a LoRA update.
 fn scaled_down(input: &FlexTensor, a: &FlexTensor, scale: f32) -> Vec<f32> {
     let ([rows, inputs], [rank, _]) = (dims2(input), dims2(a));
-    let mut down = vec![0f32; rows * rank];
-    gemm_product(
+    product(
         (values(input), row_major(inputs)),
         (values(a), transposed(inputs)),
-        (&mut down, row_major(rank)),
         [rows, rank, inputs],
-        Accumulate::Overwrite(scale),
-        rayon::current_num_threads(),
-    );
-    down
+        scale,
+    )
 }
 
 /// `input · weightᵀ + scale · (input · aᵀ) · bᵀ` on every thread of rayon's pool.
@@ -1022,62 +1046,40 @@ impl Backward<Flex, 4> for LowRankLinearBackward {
         let [input, weight, a, b] = ids.map(|id| retrieved(checkpointer, id));
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let ([rows, inputs], [outputs, rank]) = (dims2(&input), dims2(&b));
-        let threads = rayon::current_num_threads();
-        let product = |lhs: (&[f32], Strides), rhs: (&[f32], Strides), shape: [usize; 3]| {
-            let [m, n, _] = shape;
-            let mut out = vec![0f32; m * n];
-            gemm_product(
-                lhs,
-                rhs,
-                (&mut out, row_major(n)),
-                shape,
-                Accumulate::Overwrite(1.0),
-                threads,
-            );
-            out
-        };
         // The gradient at the thin side: scale · grad · b, [rows, rank].
-        let mut grad_down = product(
+        let grad_down = product(
             (values(&grad), row_major(outputs)),
             (values(&b), row_major(rank)),
             [rows, rank, outputs],
+            scale,
         );
-        grad_down.iter_mut().for_each(|g| *g *= scale);
         let [input_parent, weight_parent, a_parent, b_parent] = ops.parents;
-        let tensor = |values: Vec<f32>, like: &FlexTensor| {
-            FlexTensor::from_data(TensorData::new(values, like.shape()))
-        };
         let d_input = input_parent.map(|parent| {
-            let mut d_input = product(
-                (values(&grad), row_major(outputs)),
-                (values(&weight), row_major(inputs)),
-                [rows, inputs, outputs],
-            );
+            let mut d_input = input_gradient(&grad, &weight);
             gemm_product(
                 (&grad_down, row_major(rank)),
                 (values(&a), row_major(inputs)),
                 (&mut d_input, row_major(inputs)),
                 [rows, inputs, rank],
                 Accumulate::Add,
-                threads,
+                rayon::current_num_threads(),
             );
-            (Some(parent.id), tensor(d_input, &input))
+            (Some(parent.id), shaped_like(d_input, &input))
         });
         let d_weight = weight_parent.map(|parent| {
-            let d_weight = product(
-                (values(&grad), transposed(outputs)),
-                (values(&input), row_major(inputs)),
-                [outputs, inputs, rows],
-            );
-            (Some(parent.id), tensor(d_weight, &weight))
+            (
+                Some(parent.id),
+                shaped_like(weight_gradient(&grad, &input), &weight),
+            )
         });
         let d_a = a_parent.map(|parent| {
             let d_a = product(
                 (&grad_down, transposed(rank)),
                 (values(&input), row_major(inputs)),
                 [rank, inputs, rows],
+                1.0,
             );
-            (Some(parent.id), tensor(d_a, &a))
+            (Some(parent.id), shaped_like(d_a, &a))
         });
         let d_b = b_parent.map(|parent| {
             let down = scaled_down(&input, &a, scale);
@@ -1085,8 +1087,9 @@ impl Backward<Flex, 4> for LowRankLinearBackward {
                 (values(&grad), transposed(outputs)),
                 (&down, row_major(rank)),
                 [outputs, rank, rows],
+                1.0,
             );
-            (Some(parent.id), tensor(d_b, &b))
+            (Some(parent.id), shaped_like(d_b, &b))
         });
         register(grads, [d_input, d_weight, d_a, d_b].into_iter().flatten());
     }
